@@ -1,0 +1,1 @@
+"""Every side effect of a journey: sends, profile reads and writes, webhooks."""

@@ -1,0 +1,200 @@
+"""Checks of meaning across a whole map, after its shape has been validated.
+
+Each check yields :class:`MapError` with the path inside the map, so ``journeys validate`` can say
+``refill.yaml: steps[3].wait_for.on_event: unknown step 'pickup'`` rather than fail at a customer's send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from journeymap.errors import MapError
+from journeymap.expressions import check_expression
+from journeymap.models import (
+    END,
+    BranchCase,
+    BranchStep,
+    GotoStep,
+    JourneyMap,
+    SendStep,
+    SetStep,
+    SplitStep,
+    UpdateProfileStep,
+    WaitForStep,
+    WaitStep,
+    WebhookStep,
+)
+from journeymap.templates import check_template
+
+
+def check_map(journey: JourneyMap, *, source: str, templates_dir: Path | None = None) -> list[MapError]:
+    """Every problem of meaning in ``journey``; templates are checked when ``templates_dir`` is given."""
+    errors: list[MapError] = []
+    errors += _check_step_ids(journey, source)
+    errors += _check_targets(journey, source)
+    errors += _check_expressions(journey, source)
+    errors += _check_loops(journey, source)
+    if templates_dir is not None:
+        declared = set(journey.variables)
+        for index, step in enumerate(journey.steps):
+            if isinstance(step, SendStep):
+                errors += check_template(
+                    templates_dir,
+                    step.send.template,
+                    list(step.send.channels),
+                    declared,
+                    source=source,
+                    path=f"steps[{index}].send.template",
+                )
+    return errors
+
+
+def _check_step_ids(journey: JourneyMap, source: str) -> Iterator[MapError]:
+    seen: dict[str, int] = {}
+    for index, step in enumerate(journey.steps):
+        if step.id == END:
+            yield MapError(
+                source, f"steps[{index}].id", f"{END!r} is reserved: it is the target that ends a journey"
+            )
+        elif step.id in seen:
+            yield MapError(
+                source, f"steps[{index}].id", f"duplicate step id {step.id!r} (also steps[{seen[step.id]}])"
+            )
+        else:
+            seen[step.id] = index
+
+
+def targets(journey: JourneyMap, index: int) -> list[tuple[str, str]]:
+    """(path inside the step, target) for every step a step may go to next."""
+    step = journey.steps[index]
+    found: list[tuple[str, str]] = []
+    if step.next is not None:
+        found.append(("next", step.next))
+    if isinstance(step, SendStep) and step.send.on_failure:
+        found.append(("send.on_failure", step.send.on_failure))
+    if isinstance(step, WaitForStep):
+        for field in ("on_event", "on_timeout"):
+            value = getattr(step.wait_for, field)
+            if value is not None:
+                found.append((f"wait_for.{field}", value))
+    if isinstance(step, BranchStep):
+        for case_index, case in enumerate(step.branch):
+            target = case.goto if isinstance(case, BranchCase) else case.otherwise
+            field = "goto" if isinstance(case, BranchCase) else "otherwise"
+            found.append((f"branch[{case_index}].{field}", target))
+    if isinstance(step, SplitStep):
+        for variant_index, variant in enumerate(step.split.variants):
+            found.append((f"split.variants[{variant_index}].goto", variant.goto))
+        if step.split.holdout is not None:
+            found.append(("split.holdout.goto", step.split.holdout.goto))
+    if isinstance(step, GotoStep):
+        found.append(("goto", step.goto))
+    return found
+
+
+def _check_targets(journey: JourneyMap, source: str) -> Iterator[MapError]:
+    ids = {step.id for step in journey.steps} | {END}
+    for index in range(len(journey.steps)):
+        for path, target in targets(journey, index):
+            if target not in ids:
+                yield MapError(source, f"steps[{index}].{path}", f"unknown step {target!r}")
+
+
+def _expressions(journey: JourneyMap) -> Iterator[tuple[str, str, set[str]]]:
+    """(path, expression, variables it may read) for every expression in the map."""
+    declared = set(journey.variables)
+    if journey.entry.when:
+        yield "entry.when", journey.entry.when, set()
+    earlier: set[str] = set()
+    for name, expression in journey.variables.items():
+        yield f"variables.{name}", expression, set(earlier)
+        earlier.add(name)
+    for index, rule in enumerate(journey.exit_on):
+        if rule.when:
+            yield f"exit_on[{index}].when", rule.when, declared
+    if journey.goal and journey.goal.when:
+        yield "goal.when", journey.goal.when, declared
+    for index, step in enumerate(journey.steps):
+        at = f"steps[{index}]"
+        if isinstance(step, WaitStep) and step.wait.until:
+            yield f"{at}.wait.until", step.wait.until, declared
+        if isinstance(step, WaitForStep) and step.wait_for.match:
+            yield f"{at}.wait_for.match", step.wait_for.match, declared
+        if isinstance(step, BranchStep):
+            for case_index, case in enumerate(step.branch):
+                if isinstance(case, BranchCase):
+                    yield f"{at}.branch[{case_index}].when", case.when, declared
+        if isinstance(step, SetStep):
+            for name, expression in step.set.items():
+                yield f"{at}.set.{name}", expression, declared
+        if isinstance(step, UpdateProfileStep):
+            for name, expression in step.update_profile.set.items():
+                yield f"{at}.update_profile.set.{name}", expression, declared
+        if isinstance(step, WebhookStep):
+            for name, expression in step.webhook.body.items():
+                yield f"{at}.webhook.body.{name}", expression, declared
+
+
+def _check_expressions(journey: JourneyMap, source: str) -> Iterator[MapError]:
+    for path, expression, variables in _expressions(journey):
+        problem = check_expression(expression, variables)
+        if problem:
+            yield MapError(source, path, problem)
+    for index, step in enumerate(journey.steps):
+        if isinstance(step, SetStep):
+            for name in step.set:
+                if name not in journey.variables:
+                    yield MapError(
+                        source,
+                        f"steps[{index}].set.{name}",
+                        f"unknown variable {name!r}; declare it under `variables:`",
+                    )
+
+
+def _check_loops(journey: JourneyMap, source: str) -> Iterator[MapError]:
+    """A cycle of steps none of which waits would spin (or send) forever: reject it."""
+    index_of = {step.id: i for i, step in enumerate(journey.steps)}
+    waits = {i for i, step in enumerate(journey.steps) if isinstance(step, WaitStep | WaitForStep)}
+
+    def successors(index: int) -> list[int]:
+        outs = [t for _, t in targets(journey, index)]
+        step = journey.steps[index]
+        falls_through = not isinstance(step, GotoStep) and step.next is None and not _always_jumps(step)
+        if falls_through and index + 1 < len(journey.steps):
+            outs.append(journey.steps[index + 1].id)
+        return [index_of[t] for t in outs if t in index_of]
+
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    reported: set[frozenset[int]] = set()
+
+    def visit(index: int, path: list[int]) -> Iterator[MapError]:
+        state[index] = 1
+        path.append(index)
+        for nxt in successors(index):
+            if nxt in waits:
+                continue
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt) :]
+                key = frozenset(cycle)
+                if key not in reported:
+                    reported.add(key)
+                    names = " -> ".join(journey.steps[i].id for i in [*cycle, nxt])
+                    yield MapError(
+                        source, f"steps[{nxt}]", f"steps loop without waiting: {names}; add a wait"
+                    )
+            elif state.get(nxt) is None:
+                yield from visit(nxt, path)
+        path.pop()
+        state[index] = 2
+
+    for start in range(len(journey.steps)):
+        if start not in waits and state.get(start) is None:
+            yield from visit(start, [])
+
+
+def _always_jumps(step: object) -> bool:
+    """Whether a step always names where it goes, so it never falls through to the following step."""
+    if isinstance(step, BranchStep):
+        return not isinstance(step.branch[-1], BranchCase)
+    return isinstance(step, SplitStep)

@@ -1,0 +1,138 @@
+"""Message templates as data: one YAML file per message, a section per channel, locale variants.
+
+    journeys/templates/refill_reminder.yaml
+        email:  {subject: ..., html: ..., text: ...}
+        push:   {title: ..., body: ...}
+        sms:    {text: ...}
+        voice:  {text: ...}
+        locales:
+          es: {email: {...}, push: {...}}     # any part missing here falls back to the default
+
+Parts are jinja2 templates over the same names as map expressions (``profile``, ``trigger``, ``event``,
+``vars``, ``journey``). Rendering is a side effect's business (activities); this module only loads and checks,
+so a missing template or an unknown variable fails ``journeys validate``, not a customer's send.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from journeymap.errors import MapError
+from journeymap.expressions import CONTEXT_NAMES, FUNCTIONS, variables_read
+
+#: The parts each channel needs, in the order a message is composed.
+CHANNEL_PARTS: dict[str, tuple[str, ...]] = {
+    "email": ("subject", "html", "text"),
+    "sms": ("text",),
+    "push": ("title", "body"),
+    "voice": ("text",),
+    "webhook": (),
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmailParts(_Model):
+    subject: str = Field(min_length=1)
+    html: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class SmsParts(_Model):
+    text: str = Field(min_length=1)
+
+
+class PushParts(_Model):
+    title: str = Field(min_length=1)
+    body: str = Field(min_length=1)
+
+
+class VoiceParts(_Model):
+    text: str = Field(min_length=1)
+
+
+class ChannelParts(_Model):
+    email: EmailParts | None = None
+    sms: SmsParts | None = None
+    push: PushParts | None = None
+    voice: VoiceParts | None = None
+
+
+class MessageTemplate(ChannelParts):
+    locales: dict[str, ChannelParts] = Field(default_factory=dict)
+
+    def parts(self, channel: str, locale: str | None = None) -> dict[str, str] | None:
+        """The parts for ``channel`` in ``locale`` (``es-MX`` falls back to ``es``, then the default)."""
+        candidates = []
+        if locale:
+            candidates += [locale, locale.split("-")[0]]
+        for name in candidates:
+            variant = self.locales.get(name)
+            found = getattr(variant, channel, None) if variant else None
+            if found is not None:
+                return dict(found)
+        default = getattr(self, channel, None)
+        return dict(default) if default is not None else None
+
+
+def load_template(path: Path) -> MessageTemplate:
+    """Load one template file; raises ``ValueError`` (YAML) or ``ValidationError`` (shape)."""
+    data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return MessageTemplate.model_validate(data if data is not None else {})
+
+
+_CHECK_ENV = ImmutableSandboxedEnvironment()
+
+
+def check_template(
+    templates_dir: Path, name: str, channels: list[str], variables: set[str], *, source: str, path: str
+) -> list[MapError]:
+    """Problems with template ``name`` as used by a send step over ``channels``, located at ``path``."""
+    file = templates_dir / f"{name}.yaml"
+    if not file.is_file():
+        return [MapError(source, path, f"template {name!r} not found (looked for {file})")]
+    try:
+        template = load_template(file)
+    except yaml.YAMLError as exc:
+        return [MapError(source, path, f"template {name!r}: {file.name} is not valid YAML: {exc}")]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return [MapError(source, path, f"template {name!r}: {file.name}: {where}: {first['msg']}")]
+    errors: list[MapError] = []
+    allowed = set(CONTEXT_NAMES) | set(FUNCTIONS)
+    for channel in channels:
+        if not CHANNEL_PARTS[channel]:
+            continue
+        variants = [("", template.parts(channel))] + [
+            (f"locales.{loc}.", dict(p) if (p := getattr(parts, channel)) else None)
+            for loc, parts in template.locales.items()
+        ]
+        if variants[0][1] is None:
+            errors.append(MapError(source, path, f"template {name!r} has no {channel!r} part"))
+            continue
+        for prefix, parts in variants:
+            for part, text in (parts or {}).items():
+                where = f"template {name!r} {prefix}{channel}.{part}"
+                try:
+                    tree = _CHECK_ENV.parse(text)
+                except TemplateSyntaxError as exc:
+                    errors.append(MapError(source, path, f"{where}: line {exc.lineno}: {exc.message}"))
+                    continue
+                unknown = sorted(set(meta.find_undeclared_variables(tree)) - allowed)
+                if unknown:
+                    errors.append(MapError(source, path, f"{where}: unknown variable {unknown[0]!r}"))
+                undeclared = sorted(variables_read(tree) - variables)
+                if undeclared:
+                    errors.append(
+                        MapError(source, path, f"{where}: unknown variable vars.{undeclared[0]}; declare it")
+                    )
+    return errors

@@ -1,0 +1,1 @@
+"""What every process shares: settings from the environment and the connection to Temporal."""

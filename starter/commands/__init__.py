@@ -1,0 +1,1 @@
+"""One module per ``journeys`` sub-command, each with ``register(subparsers)``."""

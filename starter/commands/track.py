@@ -1,0 +1,63 @@
+"""``journeys track CUSTOMER EVENT [key=value ...]``: send one event to the journeys that name it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from typing import Any
+
+from runtime.connection import connect
+from runtime.settings import Settings
+from starter.catalog import load_catalog
+from starter.client import JourneyClient
+from workflows.models import JourneyEvent
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("track", help="send an event for a customer (as a backend would)")
+    parser.add_argument("customer_id")
+    parser.add_argument("event_type")
+    parser.add_argument(
+        "properties", nargs="*", metavar="KEY=VALUE", help="event properties; values parsed as JSON"
+    )
+    parser.add_argument("--id", dest="event_id", default=None, help="event id (default: a new one)")
+    parser.set_defaults(handler=run)
+
+
+def parse_properties(pairs: list[str]) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{pair!r}: write properties as KEY=VALUE")
+        try:
+            properties[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            properties[key] = raw
+    return properties
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        properties = parse_properties(args.properties)
+    except ValueError as exc:
+        print(f"journeys track: {exc}", file=sys.stderr)
+        return 2
+    event = JourneyEvent(id=args.event_id or uuid.uuid4().hex, type=args.event_type, properties=properties)
+    return asyncio.run(_track(args.customer_id, event))
+
+
+async def _track(customer_id: str, event: JourneyEvent) -> int:
+    settings = Settings()
+    client = JourneyClient(
+        await connect(settings), load_catalog(settings.journeys_dir), task_queue=settings.task_queue
+    )
+    routed = await client.send_event(customer_id, event)
+    if not routed:
+        print(f"no journey reacts to {event.type!r}")
+    for r in routed:
+        print(f"{r.journey}: {r.action}" + (f" ({r.workflow_id})" if r.workflow_id else ""))
+    return 0

