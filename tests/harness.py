@@ -34,21 +34,15 @@ class Journeys:
     engine: Engine
     catalog: dict[str, JourneyMap]
 
-    async def send(
-        self, customer_id: str, type: str, event_id: str | None = None, **properties: Any
-    ) -> list[Routed]:
+    async def send(self, customer_id: str, type: str, event_id: str | None = None, **properties: Any) -> list[Routed]:
         event = JourneyEvent(id=event_id or uuid.uuid4().hex, type=type, properties=properties)
         return await self.journeys.send_event(customer_id, event)
 
-    def handle(
-        self, journey: str, customer_id: str, instance_key: str | None = None
-    ) -> WorkflowHandle[Any, Any]:
+    def handle(self, journey: str, customer_id: str, instance_key: str | None = None) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(journey_workflow_id(journey, customer_id, instance_key))
 
     async def state(self, journey: str, customer_id: str, instance_key: str | None = None) -> JourneySnapshot:
-        return await self.handle(journey, customer_id, instance_key).query(
-            "state", result_type=JourneySnapshot
-        )
+        return await self.handle(journey, customer_id, instance_key).query("state", result_type=JourneySnapshot)
 
     async def settled(
         self,
@@ -69,9 +63,7 @@ class Journeys:
             except RPCError:
                 state = None
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"journey {journey} of {customer_id} did not settle; last state: {state}"
-                )
+                raise AssertionError(f"journey {journey} of {customer_id} did not settle; last state: {state}")
             await asyncio.sleep(0.05)
 
     def add_customer(self, customer_id: str, **traits: Any) -> None:

@@ -12,9 +12,7 @@ from tests.harness import running_journeys
 JOURNEY = "pharmacy_refill"
 
 
-async def test_reminder_order_ready_pickup(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
-) -> None:
+async def test_reminder_order_ready_pickup(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> None:
     async with running_journeys(time_env.client, tmp_path, task_queue) as j:
         j.add_customer("c1", first_name="Maria", timezone="America/Chicago")
         now = await time_env.get_current_time()
