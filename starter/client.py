@@ -36,11 +36,17 @@ class JourneyClient:
     """Routes events to journeys. Build it once (it holds the catalog) and share it."""
 
     def __init__(
-        self, client: Client, catalog: dict[str, JourneyMap], *, task_queue: str = TASK_QUEUE
+        self,
+        client: Client,
+        catalog: dict[str, JourneyMap],
+        *,
+        task_queue: str = TASK_QUEUE,
+        continue_as_new_after_events: int | None = None,
     ) -> None:
         self._client = client
         self._catalog = catalog
         self._task_queue = task_queue
+        self._continue_as_new_after = continue_as_new_after_events
 
     @property
     def temporal(self) -> Client:
@@ -69,7 +75,12 @@ class JourneyClient:
         if event.type in journey.entry.events:
             await self._client.start_workflow(
                 JourneyWorkflow.run,
-                JourneyInput(journey=journey, customer_id=customer_id, instance_key=key),
+                JourneyInput(
+                    journey=journey,
+                    customer_id=customer_id,
+                    instance_key=key,
+                    continue_as_new_after_events=self._continue_as_new_after,
+                ),
                 id=workflow_id,
                 task_queue=self._task_queue,
                 start_signal="event",

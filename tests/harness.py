@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from starter.client import JourneyClient, Routed
 from storage import Customer, Delivery, make_engine
 from workers.worker import journey_worker
 from workflows.ids import journey_workflow_id
-from workflows.models import JourneyEvent, JourneySnapshot
+from workflows.journey import JourneyWorkflow
+from workflows.models import JourneyEvent, JourneyResult, JourneySnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,12 +36,25 @@ class Journeys:
     engine: Engine
     catalog: dict[str, JourneyMap]
 
+    started: set[str] = field(default_factory=set)
+
     async def send(self, customer_id: str, type: str, event_id: str | None = None, **properties: Any) -> list[Routed]:
         event = JourneyEvent(id=event_id or uuid.uuid4().hex, type=type, properties=properties)
-        return await self.journeys.send_event(customer_id, event)
+        routed = await self.journeys.send_event(customer_id, event)
+        self.started |= {r.workflow_id for r in routed if r.workflow_id and r.action == "started_or_signalled"}
+        return routed
 
-    def handle(self, journey: str, customer_id: str, instance_key: str | None = None) -> WorkflowHandle[Any, Any]:
-        return self.client.get_workflow_handle(journey_workflow_id(journey, customer_id, instance_key))
+    async def terminate_all(self) -> None:
+        """End what the test left running, so the next test (same server) starts clean."""
+        for workflow_id in self.started:
+            with contextlib.suppress(RPCError):
+                await self.client.get_workflow_handle(workflow_id).terminate("test finished")
+
+    def handle(
+        self, journey: str, customer_id: str, instance_key: str | None = None
+    ) -> WorkflowHandle[JourneyWorkflow, JourneyResult]:
+        workflow_id = journey_workflow_id(journey, customer_id, instance_key)
+        return self.client.get_workflow_handle_for(JourneyWorkflow.run, workflow_id)
 
     async def state(self, journey: str, customer_id: str, instance_key: str | None = None) -> JourneySnapshot:
         return await self.handle(journey, customer_id, instance_key).query("state", result_type=JourneySnapshot)
@@ -71,6 +86,11 @@ class Journeys:
             session.add(Customer(id=customer_id, traits=traits))
             session.commit()
 
+    def profile(self, customer_id: str) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            customer = session.get(Customer, customer_id)
+            return dict(customer.traits) if customer else {}
+
     def outbox(self, customer_id: str | None = None) -> list[Delivery]:
         with Session(self.engine) as session:
             query = select(Delivery).order_by(Delivery.id)  # type: ignore[arg-type]
@@ -81,11 +101,29 @@ class Journeys:
 
 @asynccontextmanager
 async def running_journeys(
-    client: Client, tmp_path: Path, task_queue: str, journeys_dir: Path = ROOT / "journeys"
+    client: Client,
+    tmp_path: Path,
+    task_queue: str,
+    journeys_dir: Path = ROOT / "journeys",
+    *,
+    continue_as_new_after_events: int | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[Journeys]:
-    settings = Settings(data_dir=tmp_path, journeys_dir=journeys_dir, task_queue=task_queue)
+    """Pass the ``database_url`` fixture so the test also runs on PostgreSQL (SQLite in ``tmp_path`` otherwise)."""
+    settings = Settings(data_dir=tmp_path, journeys_dir=journeys_dir, task_queue=task_queue, database_url=database_url)
     engine = make_engine(settings.database)
     catalog = load_catalog(journeys_dir)
     async with journey_worker(client, settings, engine):
-        yield Journeys(client, JourneyClient(client, catalog, task_queue=task_queue), engine, catalog)
+        journeys = Journeys(
+            client,
+            JourneyClient(
+                client, catalog, task_queue=task_queue, continue_as_new_after_events=continue_as_new_after_events
+            ),
+            engine,
+            catalog,
+        )
+        try:
+            yield journeys
+        finally:
+            await journeys.terminate_all()
     engine.dispose()

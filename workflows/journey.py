@@ -153,7 +153,10 @@ class JourneyWorkflow:
             step = self._map.step(state.step)
             if state.status != "waiting":  # a fresh visit, not a wait resumed after continue-as-new
                 state.visits[step.id] = state.visits.get(step.id, 0) + 1
+            started = workflow.now()
             following = await self._execute(step)
+            if workflow.now() > started:
+                taken = 0  # time passed (a real wait): the guard counts only steps taken without waiting
             if state.exit_event is None:
                 state.step = following
 
@@ -324,7 +327,10 @@ class JourneyWorkflow:
             if retry_at is None:
                 break
             # Quiet hours: the delivery layer defers; wait durably, then ask again with the same key.
+            state.status, state.wait_until = "waiting", retry_at
+            self._upsert(wait_until=retry_at, why="quiet hours")
             await self._sleep_until(retry_at, f"{step.id}: quiet hours", absorb=False)
+            state.status, state.wait_until = "active", None
             if state.exit_event is not None:
                 return END
         delivered = result.delivered
@@ -558,7 +564,7 @@ class JourneyWorkflow:
         workflow.logger.info("journey %s ended: %s (%s)", self._map.name, status, reason)
         return False
 
-    def _upsert(self, *, wait_until: datetime | None = None) -> None:
+    def _upsert(self, *, wait_until: datetime | None = None, why: str | None = None) -> None:
         """Tell ops where the journey rests: search attributes and the UI's current details."""
         state = self._state
         step = state.step if state.step not in (None, END) else "-"
@@ -574,6 +580,8 @@ class JourneyWorkflow:
             details += f" at step `{step}`"
             if state.waiting_for:
                 details += f", waiting for {', '.join(f'`{e}`' for e in state.waiting_for)}"
+            if why:
+                details += f" ({why})"
             if wait_until:
                 details += f" until {wait_until.isoformat(timespec='minutes')}"
         elif state.end_reason:

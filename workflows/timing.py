@@ -35,37 +35,36 @@ def resolve_moment(value: Any, zone: tzinfo) -> datetime:
     raise ValueError(f"expected a date, got {type(value).__name__}")
 
 
-def _next_anniversary(moment: datetime, now: datetime, zone: tzinfo) -> datetime:
-    local = moment.astimezone(zone)
-    today = now.astimezone(zone).date()
-    for year in (today.year, today.year + 1):
-        day = local.day
-        if local.month == 2 and day == 29:
-            day = 29 if _is_leap(year) else 28
-        candidate = datetime.combine(
-            date(year, local.month, day), local.timetz().replace(tzinfo=None), tzinfo=zone
-        )
-        if candidate.date() >= today:
-            return candidate
-    raise AssertionError("unreachable: next year always has an anniversary")
-
-
 def _is_leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def wait_deadline(spec: WaitSpec, *, now: datetime, zone: tzinfo, until_value: Any = None) -> datetime:
-    """The moment a wait ends (UTC). It may lie in the past: the wait then ends at once."""
+    """The moment a wait ends (UTC). It may lie in the past (the wait then ends at once), except for a
+    ``yearly`` wait, which always takes the next anniversary still ahead, so a birthday loop sends once a year.
+    """
+    if spec.until is not None and spec.yearly:
+        moment = resolve_moment(until_value, zone).astimezone(zone)
+        for year in range(now.astimezone(zone).year - 1, now.astimezone(zone).year + 2):
+            day = 28 if (moment.month, moment.day) == (2, 29) and not _is_leap(year) else moment.day
+            anniversary = datetime.combine(date(year, moment.month, day), moment.time(), tzinfo=zone)
+            deadline = _finish(spec, anniversary, zone)
+            if deadline > now:
+                return deadline
+        raise AssertionError("unreachable: an anniversary lies within the next two years")
     if spec.duration is not None:
         base = now + spec.duration
     elif spec.until is not None:
         base = resolve_moment(until_value, zone)
-        if spec.yearly:
-            base = _next_anniversary(base, now, zone)
-        if spec.offset is not None:
-            base = base + spec.offset
     else:
         base = now
+    return _finish(spec, base, zone)
+
+
+def _finish(spec: WaitSpec, base: datetime, zone: tzinfo) -> datetime:
+    """Apply the offset (``until`` waits) and the local time of day."""
+    if spec.until is not None and spec.offset is not None:
+        base = base + spec.offset
     if spec.at is not None:
         local = base.astimezone(zone)
         candidate = datetime.combine(local.date(), spec.at, tzinfo=zone)
