@@ -20,6 +20,7 @@ from journeymap.models import (
     SendStep,
     SetStep,
     SplitStep,
+    Step,
     UpdateProfileStep,
     WaitForStep,
     WaitStep,
@@ -116,24 +117,28 @@ def _expressions(journey: JourneyMap) -> Iterator[tuple[str, str, set[str]]]:
     if journey.goal and journey.goal.when:
         yield "goal.when", journey.goal.when, declared
     for index, step in enumerate(journey.steps):
-        at = f"steps[{index}]"
-        if isinstance(step, WaitStep) and step.wait.until:
-            yield f"{at}.wait.until", step.wait.until, declared
-        if isinstance(step, WaitForStep) and step.wait_for.match:
-            yield f"{at}.wait_for.match", step.wait_for.match, declared
-        if isinstance(step, BranchStep):
-            for case_index, case in enumerate(step.branch):
-                if isinstance(case, BranchCase):
-                    yield f"{at}.branch[{case_index}].when", case.when, declared
-        if isinstance(step, SetStep):
-            for name, expression in step.set.items():
-                yield f"{at}.set.{name}", expression, declared
-        if isinstance(step, UpdateProfileStep):
-            for name, expression in step.update_profile.set.items():
-                yield f"{at}.update_profile.set.{name}", expression, declared
-        if isinstance(step, WebhookStep):
-            for name, expression in step.webhook.body.items():
-                yield f"{at}.webhook.body.{name}", expression, declared
+        for path, expression in step_expressions(step):
+            yield f"steps[{index}].{path}", expression, declared
+
+
+def step_expressions(step: Step) -> list[tuple[str, str]]:
+    """(path inside the step, expression) for every expression a step evaluates."""
+    found: list[tuple[str, str]] = []
+    if isinstance(step, WaitStep) and step.wait.until:
+        found.append(("wait.until", step.wait.until))
+    if isinstance(step, WaitForStep) and step.wait_for.match:
+        found.append(("wait_for.match", step.wait_for.match))
+    if isinstance(step, BranchStep):
+        for case_index, case in enumerate(step.branch):
+            if isinstance(case, BranchCase):
+                found.append((f"branch[{case_index}].when", case.when))
+    if isinstance(step, SetStep):
+        found += [(f"set.{name}", expression) for name, expression in step.set.items()]
+    if isinstance(step, UpdateProfileStep):
+        found += [(f"update_profile.set.{name}", expression) for name, expression in step.update_profile.set.items()]
+    if isinstance(step, WebhookStep):
+        found += [(f"webhook.body.{name}", expression) for name, expression in step.webhook.body.items()]
+    return found
 
 
 def _check_expressions(journey: JourneyMap, source: str) -> Iterator[MapError]:

@@ -67,9 +67,12 @@ class Journeys:
         *,
         until: Callable[[JourneySnapshot], bool] | None = None,
     ) -> JourneySnapshot:
-        """The journey's state once it rests (waiting, or ended) and ``until`` holds; fails after 15 s."""
-        done = until or (lambda s: s.status not in ("entering", "active"))
-        deadline = asyncio.get_running_loop().time() + 15
+        """The journey's state once it rests (waiting, or ended) and ``until`` holds; fails after 30 s."""
+
+        def done(state: JourneySnapshot) -> bool:
+            return state.status not in ("entering", "active") and (until is None or until(state))
+
+        deadline = asyncio.get_running_loop().time() + 30
         while True:
             try:
                 state = await self.state(journey, customer_id, instance_key)
@@ -81,7 +84,11 @@ class Journeys:
                 raise AssertionError(f"journey {journey} of {customer_id} did not settle; last state: {state}")
             await asyncio.sleep(0.05)
 
-    def add_customer(self, customer_id: str, **traits: Any) -> None:
+    def add_customer(self, customer_id: str, *, reachable: bool = True, **traits: Any) -> None:
+        """A customer with a profile; ``reachable`` gives them an address on every channel."""
+        if reachable:
+            addresses = {"email": f"{customer_id}@example.com", "phone": "+15555550100", "push_token": "tok"}
+            traits = {**addresses, **traits}
         with Session(self.engine) as session:
             session.add(Customer(id=customer_id, traits=traits))
             session.commit()
@@ -91,11 +98,14 @@ class Journeys:
             customer = session.get(Customer, customer_id)
             return dict(customer.traits) if customer else {}
 
-    def outbox(self, customer_id: str | None = None) -> list[Delivery]:
+    def outbox(self, customer_id: str | None = None, *, status: str | None = "sent") -> list[Delivery]:
+        """Ledger rows (sent ones unless told otherwise), oldest first."""
         with Session(self.engine) as session:
             query = select(Delivery).order_by(Delivery.id)  # type: ignore[arg-type]
             if customer_id is not None:
                 query = query.where(Delivery.customer_id == customer_id)
+            if status is not None:
+                query = query.where(Delivery.status == status)
             return list(session.exec(query))
 
 

@@ -46,7 +46,7 @@ steps:
   - id: pause
     wait: {duration: 2d, at: "09:30"}
   - id: hello
-    send: {channel: sms, template: note, category: promotional}
+    send: {channel: sms, template: note, category: transactional}
 """,
         },
     )
@@ -75,7 +75,7 @@ steps:
   - id: until_birthday
     wait: {until: profile.birthday, yearly: true, at: "08:00"}
   - id: greet
-    send: {channel: sms, template: note, category: promotional}
+    send: {channel: sms, template: note, category: transactional}
   - id: again
     goto: until_birthday
 """,
@@ -125,6 +125,7 @@ steps:
         },
     )
     async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+        j.add_customer("l1")
         await j.send("l1", "start")
         await j.settled("loop", "l1")
         await time_env.sleep(timedelta(hours=3))
@@ -145,10 +146,10 @@ steps:
         - {name: b, weight: 45, goto: send_b}
       holdout: {weight: 10}
   - id: send_a
-    send: {channel: sms, template: note, category: promotional}
+    send: {channel: sms, template: note, category: transactional}
     next: wait_purchase
   - id: send_b
-    send: {channel: sms, template: note, category: promotional}
+    send: {channel: sms, template: note, category: transactional}
   - id: wait_purchase
     wait_for: {events: [purchase], timeout: 7d}
 """
@@ -161,6 +162,7 @@ async def test_split_is_deterministic_per_customer_with_a_holdout(
     async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
         customers = [f"s{n}" for n in range(40)]
         for customer in customers:
+            j.add_customer(customer)
             await j.send(customer, "start")
         variants = {c: (await j.settled("abtest", c)).split_variants["ab"] for c in customers}
         assert set(variants.values()) == {"a", "b", "holdout"}
@@ -205,7 +207,11 @@ steps:
         await j.send("p1", "start")
         result = await j.handle("stage", "p1").result()
         assert result.status == "completed"
-        assert j.profile("p1") == {"first_name": "Ana", "visits": 5, "lifecycle_stage": "welcome"}
+        assert {k: j.profile("p1")[k] for k in ("first_name", "visits", "lifecycle_stage")} == {
+            "first_name": "Ana",
+            "visits": 5,
+            "lifecycle_stage": "welcome",
+        }
         assert j.outbox("p1")[0].content["text"] == "Hi Ana (stage)"
 
 
@@ -251,6 +257,7 @@ steps:
         },
     )
     async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+        j.add_customer("w1")
         await j.send("w1", "order_placed", order_id="o-9", total=21)
         assert (await j.handle("hook", "w1").result()).status == "completed"
         assert len(received) == 1
@@ -279,6 +286,7 @@ steps:
         },
     )
     async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+        j.add_customer("f1")
         await j.send("f1", "start")
         state = await j.settled("forever", "f1")
         assert state.wait_until is None and state.waiting_for == ["picked_up"]
@@ -322,7 +330,7 @@ name: re_{mode}
 entry: {{events: [visit], reentry: {rule}}}
 steps:
   - id: hello
-    send: {{channel: sms, template: note, category: promotional}}
+    send: {{channel: sms, template: note, category: transactional}}
 """
 
 
@@ -336,6 +344,7 @@ async def test_reentry_rules(time_env: WorkflowEnvironment, tmp_path: Path, task
         },
     )
     async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+        j.add_customer("r1")
         await j.send("r1", "visit")
         for journey in ("re_again",):
             await j.handle(journey, "r1").result()
@@ -351,7 +360,8 @@ async def test_reentry_rules(time_env: WorkflowEnvironment, tmp_path: Path, task
         await time_env.sleep(timedelta(days=8))  # the cooldown is over: the cool journey closes
         await j.handle("re_cool", "r1").result()
         await j.send("r1", "visit")
-        await j.handle("re_cool", "r1").result()
+        await j.settled("re_cool", "r1", until=lambda s: s.status == "cooldown" and len(s.sends) == 1)
+        await j.settled("re_again", "r1", until=lambda s: s.status == "completed")
         await asyncio.sleep(0.3)
         counts = {name: 0 for name in counts}
         for delivery in j.outbox("r1"):
@@ -367,3 +377,59 @@ async def test_trigger_without_its_instance_key_is_reported_not_started(
         routed = await j.send("k1", "prescription_filled", days_supply=30)
         assert [(r.journey, r.action) for r in routed] == [("pharmacy_refill", "missing_instance_key")]
         assert await j.send("k1", "no_journey_knows_this") == []
+
+
+async def test_an_exit_right_behind_the_trigger_still_ends_the_journey(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> None:
+    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+        j.add_customer("x1")
+        now = await time_env.get_current_time()
+        await j.send(
+            "x1", "prescription_filled", rx_id="r", days_supply=30, refills_remaining=1, filled_at=now.isoformat()
+        )
+        await j.send("x1", "prescription_cancelled", rx_id="r")
+        result = await j.handle("pharmacy_refill", "x1", "r").result()
+        assert result.status == "exited"
+        assert j.outbox("x1", status=None) == []
+
+
+async def test_after_a_wait_conditions_read_todays_profile(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> None:
+    folder = journeys_dir(
+        tmp_path,
+        {
+            "vip": """
+name: vip
+entry: {events: [start]}
+steps:
+  - id: later
+    wait: {duration: 30d}
+  - id: is_vip
+    branch:
+      - when: profile.tier == 'gold'
+        goto: gold
+      - otherwise: end
+  - id: gold
+    send: {channel: sms, template: note, category: transactional}
+""",
+        },
+    )
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+        j.add_customer("v1", tier="silver")
+        await j.send("v1", "start")
+        await j.settled("vip", "v1")
+        from sqlmodel import Session
+
+        from storage import Customer
+
+        with Session(j.engine) as session:  # the customer was upgraded during the wait
+            customer = session.get(Customer, "v1")
+            assert customer is not None
+            customer.traits = {**customer.traits, "tier": "gold"}
+            session.add(customer)
+            session.commit()
+        await time_env.sleep(timedelta(days=31))
+        assert (await j.handle("vip", "v1").result()).status == "completed"
+        assert steps_sent(j.outbox("v1")) == ["gold"]

@@ -32,7 +32,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.profiles import ProfileActivities
     from activities.webhooks import WebhookActivities
-    from journeymap.expressions import ExpressionError, evaluate
+    from journeymap.checks import step_expressions
+    from journeymap.expressions import ExpressionError, evaluate, referenced_names
     from journeymap.models import (
         END,
         BranchCase,
@@ -92,6 +93,14 @@ class JourneyWorkflow:
         self._input = input
         self._state: JourneyState = input.state or JourneyState()
         self._seen: set[str] = set(self._state.seen_event_ids)
+        # Steps whose expressions read the profile, or whose local time of day depends on its time zone: after
+        # time has passed they reload it, so a journey years long branches on today's profile, not its entry's.
+        self._reads_profile = {
+            step.id
+            for step in self._map.steps
+            if any("profile" in referenced_names(e)[0] for _, e in step_expressions(step))
+            or (isinstance(step, WaitStep) and step.wait.at is not None)
+        }
 
     # ------------------------------------------------------------------------------------ run
 
@@ -121,20 +130,26 @@ class JourneyWorkflow:
         state.trigger = dict(trigger.properties)
         state.event = dict(trigger.properties)
         state.last_event_type = trigger.type
-        loaded = await workflow.execute_activity_method(
-            ProfileActivities.load_profile,
-            LoadProfileInput(customer_id=self._input.customer_id),
-            start_to_close_timeout=timedelta(seconds=30),
-            summary="load profile",
-        )
-        state.profile = loaded.profile
+        await self._load_profile()
         if self._map.entry.when and not self._condition(self._map.entry.when, "entry.when"):
             return self._end("not_entered", "entry condition not met")
         for name, expression in self._map.variables.items():
             state.vars[name] = self._value(expression, f"variables.{name}")
         state.status = "active"
         state.step = self._map.steps[0].id
+        # Events that came in while entering (an exit right behind the trigger) are judged now.
+        state.inbox = [e for e in state.inbox if not self._observe(e)]
         return True
+
+    async def _load_profile(self) -> None:
+        loaded = await workflow.execute_activity_method(
+            ProfileActivities.load_profile,
+            LoadProfileInput(customer_id=self._input.customer_id),
+            start_to_close_timeout=timedelta(seconds=30),
+            summary="load profile",
+        )
+        self._state.profile = loaded.profile
+        self._state.profile_stale = False
 
     async def _run_steps(self) -> None:
         state = self._state
@@ -153,10 +168,13 @@ class JourneyWorkflow:
             step = self._map.step(state.step)
             if state.status != "waiting":  # a fresh visit, not a wait resumed after continue-as-new
                 state.visits[step.id] = state.visits.get(step.id, 0) + 1
+            if state.profile_stale and step.id in self._reads_profile:
+                await self._load_profile()
             started = workflow.now()
             following = await self._execute(step)
             if workflow.now() > started:
                 taken = 0  # time passed (a real wait): the guard counts only steps taken without waiting
+                state.profile_stale = True
             if state.exit_event is None:
                 state.step = following
 
@@ -449,24 +467,27 @@ class JourneyWorkflow:
         if state.status in ENDED or state.status == "cooldown":
             state.inbox.append(event)  # only the re-entry rule looks at these
             return
-        if state.status != "entering":
-            for rule in self._map.exit_on:
-                if rule.event == event.type and (
-                    rule.when is None or self._condition(rule.when, "exit_on.when", event)
-                ):
-                    state.exit_event = event.type
-                    return
-            goal = self._map.goal
-            if (
-                goal is not None
-                and state.goal_reached_at is None
-                and event.type in goal.events
-                and state.entered_at is not None
-                and workflow.now() - state.entered_at <= goal.within
-                and (goal.when is None or self._condition(goal.when, "goal.when", event))
-            ):
-                state.goal_reached_at = workflow.now()
-        state.inbox.append(event)
+        if state.status == "entering" or not self._observe(event):
+            state.inbox.append(event)
+
+    def _observe(self, event: JourneyEvent) -> bool:
+        """Apply the journey-level rules to an event: True when it is an exit (the journey ends)."""
+        state = self._state
+        for rule in self._map.exit_on:
+            if rule.event == event.type and (rule.when is None or self._condition(rule.when, "exit_on.when", event)):
+                state.exit_event = event.type
+                return True
+        goal = self._map.goal
+        if (
+            goal is not None
+            and state.goal_reached_at is None
+            and event.type in goal.events
+            and state.entered_at is not None
+            and workflow.now() - state.entered_at <= goal.within
+            and (goal.when is None or self._condition(goal.when, "goal.when", event))
+        ):
+            state.goal_reached_at = workflow.now()
+        return False
 
     @workflow.query(name="state")
     def snapshot(self) -> JourneySnapshot:

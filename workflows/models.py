@@ -53,6 +53,8 @@ class JourneyState(BaseModel):
     event: dict[str, Any] = Field(default_factory=dict)
     last_event_type: str | None = None
     profile: dict[str, Any] = Field(default_factory=dict)
+    profile_stale: bool = False
+    """Set when time has passed since the profile was read: a step that reads it reloads it first."""
     wait_until: datetime | None = None
     """Deadline of the current wait or wait_for, fixed when the step began (survives continue-as-new)."""
     waiting_for: list[str] = Field(default_factory=list)
