@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.settings import DeliverySettings
 from tests.harness import running_journeys
 
 NOTE = "sms:\n  text: 'Hi {{ profile.first_name | default(\"there\") }} ({{ journey.name }})'\n"
@@ -433,3 +434,40 @@ steps:
         await time_env.sleep(timedelta(days=31))
         assert (await j.handle("vip", "v1").result()).status == "completed"
         assert steps_sent(j.outbox("v1")) == ["gold"]
+
+
+async def test_send_first_that_works_and_on_failure(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> None:
+    folder = journeys_dir(
+        tmp_path,
+        {
+            "fallback": """
+name: fallback
+entry: {events: [start]}
+steps:
+  - id: alert
+    send: {channels: [push, sms], mode: first, template: note2, category: transactional, on_failure: by_email}
+  - id: done
+    end: {reason: alerted}
+  - id: by_email
+    send: {channel: email, template: note2, category: transactional}
+""",
+        },
+    )
+    (folder / "templates" / "note2.yaml").write_text(
+        "push: {title: Hi, body: Hello}\nsms: {text: Hello}\nemail: {subject: Hi, html: <p>Hello</p>, text: Hello}\n"
+    )
+    strict = DeliverySettings(outbox_requires_address=True)  # as a real provider would: no address, no send
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, delivery=strict) as j:
+        j.add_customer("m1", reachable=False, phone="+15555550101")  # no device token: push cannot reach
+        j.add_customer("m2", reachable=False, email="m2@example.com")  # neither push nor sms can reach
+        await j.send("m1", "start")
+        await j.send("m2", "start")
+        first = await j.handle("fallback", "m1").result()
+        second = await j.handle("fallback", "m2").result()
+        assert (first.end_reason, [d.channel for d in j.outbox("m1")]) == ("alerted", ["sms"])
+        assert [d.channel for d in j.outbox("m2")] == ["email"]
+        assert second.end_reason == "reached the end"
+        suppressed = j.outbox("m2", status="suppressed")
+        assert sorted(d.channel for d in suppressed) == ["push", "sms"]
