@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from journeymap.errors import MapError
-from journeymap.expressions import check_expression
+from journeymap.expressions import check_expression, referenced_names
 from journeymap.models import (
     END,
     BranchCase,
@@ -55,13 +55,9 @@ def _check_step_ids(journey: JourneyMap, source: str) -> Iterator[MapError]:
     seen: dict[str, int] = {}
     for index, step in enumerate(journey.steps):
         if step.id == END:
-            yield MapError(
-                source, f"steps[{index}].id", f"{END!r} is reserved: it is the target that ends a journey"
-            )
+            yield MapError(source, f"steps[{index}].id", f"{END!r} is reserved: it is the target that ends a journey")
         elif step.id in seen:
-            yield MapError(
-                source, f"steps[{index}].id", f"duplicate step id {step.id!r} (also steps[{seen[step.id]}])"
-            )
+            yield MapError(source, f"steps[{index}].id", f"duplicate step id {step.id!r} (also steps[{seen[step.id]}])")
         else:
             seen[step.id] = index
 
@@ -142,8 +138,16 @@ def step_expressions(step: Step) -> list[tuple[str, str]]:
 
 
 def _check_expressions(journey: JourneyMap, source: str) -> Iterator[MapError]:
+    declared = set(journey.variables)
     for path, expression, variables in _expressions(journey):
         problem = check_expression(expression, variables)
+        if problem and variables != declared and check_expression(expression, declared) is None:
+            # Declared, but not set yet where this expression runs (entry.when, or an earlier variable).
+            early = sorted(referenced_names(expression)[1] - variables)[0]
+            problem = (
+                f"vars.{early} is not set yet in {expression!r}: "
+                "variables are set in the order written, after entry.when"
+            )
         if problem:
             yield MapError(source, path, problem)
     for index, step in enumerate(journey.steps):
@@ -185,9 +189,7 @@ def _check_loops(journey: JourneyMap, source: str) -> Iterator[MapError]:
                 if key not in reported:
                     reported.add(key)
                     names = " -> ".join(journey.steps[i].id for i in [*cycle, nxt])
-                    yield MapError(
-                        source, f"steps[{nxt}]", f"steps loop without waiting: {names}; add a wait"
-                    )
+                    yield MapError(source, f"steps[{nxt}]", f"steps loop without waiting: {names}; add a wait")
             elif state.get(nxt) is None:
                 yield from visit(nxt, path)
         path.pop()

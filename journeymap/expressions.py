@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 #: The names an expression may read, and what they hold.
@@ -68,10 +68,101 @@ FUNCTIONS: dict[str, Any] = {
 }
 
 
+MAX_SIZE = 10_000
+"""The longest string or collection an expression may make (characters or items)."""
+_MAX_BITS = 4096
+"""The largest integer a power may make: far beyond any business number, far below a hung worker."""
+
+#: Filters an expression may use. Left out: ``random`` (a replay would choose differently), and those that
+#: pad or reflow text (``center``, ``indent``, ``wordwrap``, ``format``), which only templates need.
+SAFE_FILTERS = frozenset(
+    {
+        *("abs", "capitalize", "count", "d", "default", "dictsort", "first", "float", "int", "items", "join"),
+        *("last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr", "replace"),
+        *("reverse", "round", "select", "selectattr", "sort", "string", "sum", "title", "tojson", "trim"),
+        *("truncate", "unique", "upper", "wordcount"),
+    }
+)
+
+#: String methods that make text far longer than their inputs; the ``replace`` filter checks its size first.
+_UNSAFE_STR_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map", "replace"})
+
+
+def _too_big(value: Any) -> bool:
+    return isinstance(value, str | bytes | list | tuple | dict | set | frozenset) and len(value) > MAX_SIZE
+
+
+def _checked(value: Any, what: str) -> Any:
+    if _too_big(value):
+        raise SecurityError(f"{what} would make a value longer than {MAX_SIZE}")
+    return value
+
+
+def _guarded_filter(name: str, function: Any) -> Any:
+    """A filter whose result may not grow past :data:`MAX_SIZE` (``replace`` is checked before it runs)."""
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if name == "replace":
+            # replace(eval_ctx, s, old, new[, count]): the result's length is known before making it.
+            text, old, new = (str(a) for a in args[1:4])
+            count = text.count(old) if old else len(text) + 1
+            if len(text) + count * max(len(new) - len(old), 0) > MAX_SIZE:
+                raise SecurityError(f"replace would make a value longer than {MAX_SIZE}")
+        return _checked(function(*args, **kwargs), f"filter {name}")
+
+    if hasattr(function, "jinja_pass_arg"):  # how jinja knows to pass the eval context (replace needs it)
+        guarded.jinja_pass_arg = function.jinja_pass_arg  # type: ignore[attr-defined]
+    return guarded
+
+
+class _ExpressionEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, also bounded in size: no expression can exhaust a worker's memory or time.
+
+    Jinja's sandbox already refuses private attributes (``__class__``, ``__globals__``) and methods that change
+    data; this adds limits on what repetition (``*``), powers (``**``), string formatting (``%``) and calls
+    can make.
+    """
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%":
+            if isinstance(left, str | bytes):
+                raise SecurityError("string formatting with % is not allowed; join text with ~")
+            return left % right
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                repeats = isinstance(sequence, str | bytes | list | tuple) and isinstance(times, int)
+                if repeats and len(sequence) * times > MAX_SIZE:
+                    raise SecurityError(f"repetition would make a value longer than {MAX_SIZE}")
+            return left * right
+        # operator == "**"
+        integers = isinstance(left, int) and isinstance(right, int) and right > 0
+        if integers and abs(left) > 1 and (abs(left).bit_length() - 1) * right > _MAX_BITS:
+            raise SecurityError(f"{left} ** {right} is too large")
+        return left**right
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # ``event.items`` is the event's ``items`` property, not the dict method of that name: maps read
+        # data, and event properties are named by backends that know nothing of Python.
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr in _UNSAFE_STR_METHODS:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return _checked(super().call(context, obj, *args, **kwargs), "a call")
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = _ExpressionEnvironment(undefined=StrictUndefined, autoescape=False)
     env.globals.clear()
     env.globals.update(FUNCTIONS)
+    env.filters = {name: _guarded_filter(name, env.filters[name]) for name in sorted(SAFE_FILTERS)}
     return env
 
 
@@ -84,15 +175,47 @@ def _compiled(expression: str) -> Any:
         return _ENV.compile_expression(expression, undefined_to_none=False)
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"{expression!r} is not a valid expression: {exc.message}") from exc
+    except RecursionError as exc:
+        raise ExpressionError(f"{expression!r} is nested too deeply") from exc
+    except Exception as exc:
+        # Compiling folds constant parts, running them: ``(0).upper and x`` fails here, not at evaluation.
+        raise ExpressionError(f"{expression!r}: {exc}") from exc
 
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate ``expression`` against ``context``; any failure becomes an :class:`ExpressionError`."""
     function = _compiled(expression)
     try:
-        return function(**context)
-    except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError, KeyError) as exc:
+        return _data(function(**context))
+    except Exception as exc:
+        # Expressions call into arbitrary objects' methods; whatever they raise (a sandbox refusal, a type
+        # error, missing data, an overflow) is a failed expression, which the interpreter can handle, never
+        # an error that fails the workflow task.
         raise ExpressionError(f"{expression!r}: {exc}") from exc
+
+
+_DATA = (str, int, float, date, timedelta, type(None))  # bool is an int; datetime is a date
+
+
+def _data(value: Any) -> Any:
+    """``value``, when it is plain data (or lists and mappings of it); else the reason it is not.
+
+    A strict Undefined (missing data, or an attribute the sandbox hid) only raises when used, and a method
+    or a template reference cannot be stored in the journey's state: left in a result, either would fail
+    later, outside this module (``bool()`` of a condition, serializing the state), as an error the
+    interpreter does not expect.
+    """
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, list | tuple):
+        for item in value:
+            _data(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _data(item)
+    elif not isinstance(value, _DATA):
+        raise ExpressionError(f"gives a {type(value).__name__}, not a value")
+    return value
 
 
 def referenced_names(expression: str) -> tuple[set[str], set[str]]:
@@ -102,9 +225,14 @@ def referenced_names(expression: str) -> tuple[set[str], set[str]]:
     """
     try:
         tree = _ENV.parse("{{ (" + expression + ") }}")
+        # Finding the names compiles the tree, which also fails on an unknown filter or test.
+        names = set(meta.find_undeclared_variables(tree)) - set(FUNCTIONS)
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"{expression!r} is not a valid expression: {exc.message}") from exc
-    names = set(meta.find_undeclared_variables(tree)) - set(FUNCTIONS)
+    except RecursionError as exc:
+        raise ExpressionError(f"{expression!r} is nested too deeply") from exc
+    except Exception as exc:  # constant parts are folded while compiling (see _compiled)
+        raise ExpressionError(f"{expression!r}: {exc}") from exc
     return names, variables_read(tree)
 
 

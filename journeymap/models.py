@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -55,6 +56,16 @@ def _time_of_day(value: Any) -> Any:
 Duration = Annotated[
     timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str, when_used="json")
 ]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"must be positive, not {format_duration(value)}")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A wait, timeout, window or cooldown: zero or negative would mean nothing, or a typo."""
 TimeOfDay = Annotated[
     time, BeforeValidator(_time_of_day), PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str)
 ]
@@ -76,7 +87,7 @@ class _Model(BaseModel):
 class Cooldown(_Model):
     """Enter again only once ``cooldown`` has passed since the previous entry ended."""
 
-    cooldown: Duration
+    cooldown: PositiveDuration
 
 
 def _reentry_kind(value: Any) -> str:
@@ -114,7 +125,7 @@ class Goal(_Model):
     """A conversion: one of ``events`` within ``within`` of entry."""
 
     events: list[EventType] = Field(min_length=1)
-    within: Duration
+    within: PositiveDuration
     when: Expression | None = None
 
 
@@ -152,7 +163,7 @@ class SendSpec(_Model):
 class WaitSpec(_Model):
     """Wait a duration, or until a date from the profile or event, optionally to a local time of day."""
 
-    duration: Duration | None = None
+    duration: PositiveDuration | None = None
     until: Expression | None = None
     """An expression giving a date or datetime (e.g. ``profile.birthday``, ``vars.refill_due``)."""
     offset: Duration | None = None
@@ -170,8 +181,6 @@ class WaitSpec(_Model):
             raise ValueError("give `duration`, `until` or `at`")
         if self.until is None and (self.offset is not None or self.yearly):
             raise ValueError("`offset` and `yearly` go with `until`")
-        if self.duration is not None and self.duration <= timedelta(0):
-            raise ValueError("`duration` must be positive")
         return self
 
 
@@ -179,14 +188,12 @@ class WaitForSpec(_Model):
     events: list[EventType] = Field(min_length=1)
     match: Expression | None = None
     """A condition on the event (``event.store_id == vars.store_id``); events that fail it are ignored."""
-    timeout: Duration | None = None
+    timeout: PositiveDuration | None = None
     on_event: StepTarget | None = None
     on_timeout: StepTarget | None = None
 
     @model_validator(mode="after")
     def _timeout(self) -> WaitForSpec:
-        if self.timeout is not None and self.timeout <= timedelta(0):
-            raise ValueError("`timeout` must be positive")
         if self.on_timeout is not None and self.timeout is None:
             raise ValueError("`on_timeout` needs a `timeout`")
         return self
@@ -263,11 +270,7 @@ class WaitForStep(_Step):
 
 
 def _case_kind(value: Any) -> str:
-    return (
-        "otherwise"
-        if isinstance(value, Otherwise) or (isinstance(value, dict) and "otherwise" in value)
-        else "when"
-    )
+    return "otherwise" if isinstance(value, Otherwise) or (isinstance(value, dict) and "otherwise" in value) else "when"
 
 
 class BranchStep(_Step):

@@ -14,15 +14,19 @@ from journeymap.mermaid import to_mermaid
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("render", help="print a journey map as a Mermaid flowchart")
     parser.add_argument("file", type=Path, metavar="FILE")
+    parser.add_argument(
+        "--templates", type=Path, default=None, help="templates folder (default: templates/ beside the map)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        journey = load_map(args.file)
+        # Only a valid map is drawn: a chart of a broken map would show a journey that cannot run.
+        journey = load_map(args.file, templates_dir=args.templates)
     except MapValidationError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 1
-    print(to_mermaid(journey))
+    print(to_mermaid(journey), end="")
     return 0
