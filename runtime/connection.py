@@ -1,17 +1,59 @@
-"""Connect to Temporal with the data converter every process must agree on."""
+"""Connect to Temporal with the data converter every process must agree on.
+
+Workers, the API, the CLI and the codec server must all use the same converter: a worker without the codec
+key could not read the events the API encrypted.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 
+from runtime.codec import load_codec
 from runtime.settings import Settings
 
 DATA_CONVERTER = pydantic_data_converter
-"""Pydantic models in and out of workflows and activities. The payload codec (encryption) plugs in here."""
+"""Pydantic models in and out of workflows and activities, unencrypted (tests, and no key configured)."""
 
 
-async def connect(settings: Settings) -> Client:
+def codec_key_file(settings: Settings) -> Path | None:
+    """The configured key file, else the data folder's ``codec.key`` when there is one and no keys are set."""
+    if settings.codec_key_file is not None or settings.codec_keys:
+        return settings.codec_key_file
+    default = settings.data_dir / "codec.key"
+    return default if default.is_file() else None
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """:data:`DATA_CONVERTER`, with the AES-GCM codec when a key is configured."""
+    if not settings.codec_enabled:
+        return DATA_CONVERTER
+    codec = load_codec(settings.codec_keys, codec_key_file(settings))
+    return DATA_CONVERTER if codec is None else dataclasses.replace(DATA_CONVERTER, payload_codec=codec)
+
+
+def _tls(settings: Settings) -> TLSConfig | bool:
+    if settings.temporal_tls_cert is not None and settings.temporal_tls_key is not None:
+        return TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+        )
+    return settings.temporal_tls or settings.temporal_api_key is not None
+
+
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """A client for the configured cluster (local, self-hosted, or Temporal Cloud with an API key or mTLS)."""
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings),
+        api_key=settings.temporal_api_key,
+        tls=_tls(settings),
+        runtime=runtime,
     )

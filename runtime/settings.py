@@ -4,9 +4,71 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class DeliverySettings(BaseSettings):
+    """Message providers and the customer's terms (issue 3), from ``JOURNEYS_*`` variables.
+
+    Every channel's provider defaults to ``outbox``: the message is recorded in the database and nothing leaves
+    the machine, so the system runs with no account and no network. Credentials only ever come from here.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", extra="ignore")
+
+    email_provider: str = "outbox"
+    """``outbox``, ``smtp`` or ``http`` (a Resend-compatible ``POST /emails`` API)."""
+    sms_provider: str = "outbox"
+    """``outbox`` or ``twilio``."""
+    voice_provider: str = "outbox"
+    """``outbox`` or ``twilio`` (a call that speaks the message with TwiML ``<Say>``)."""
+    push_provider: str = "outbox"
+    """``outbox`` or ``fcm`` (FCM HTTP v1)."""
+    webhook_provider: str = "outbox"
+    """``outbox`` or ``http`` (signed JSON to ``webhook_url``)."""
+    email_from: str = "Journeys <journeys@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 20.0
+    http_email_url: str = "https://api.resend.com"
+    http_email_api_key: str | None = None
+    twilio_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    """The sending number (E.164) for SMS and calls."""
+    twilio_messaging_service_sid: str | None = None
+    """Used instead of ``twilio_from`` for SMS when set."""
+    fcm_url: str = "https://fcm.googleapis.com"
+    fcm_project_id: str | None = None
+    fcm_access_token: str | None = None
+    """An OAuth2 bearer token for FCM (minted outside, e.g. by a sidecar from the service account)."""
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    """HMAC-SHA256 key for the ``X-Journeys-Signature`` header."""
+    sms_max_segments: int = 3
+    """An SMS longer than this many segments is not sent (recorded failed, so a fallback channel may go)."""
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "08:00"
+    """Quiet hours in the customer's local time; equal start and end turn them off."""
+    quiet_hours_transactional: str = "voice"
+    """Comma-separated channels whose transactional messages also wait out quiet hours (promotional always do)."""
+    default_timezone: str = "UTC"
+    """For customers whose profile names no ``timezone``."""
+    promotional_cap: int = 3
+    """At most this many promotional messages per customer per rolling window, across journeys (0: no cap)."""
+    promotional_cap_days: int = 7
+    promotional_requires_opt_in: bool = False
+    outbox_requires_address: bool = False
+    """By default the outbox records a message even for a profile with no address for its channel (addressed to
+    the customer id), so a newcomer sees what journeys send; real providers always need one (else unreachable)."""
+    """When true, a promotional send needs an explicit grant (``journeys consent``/profile), not only no opt-out."""
 
 
 class Settings(BaseSettings):
@@ -14,12 +76,72 @@ class Settings(BaseSettings):
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
+    temporal_api_key: str | None = None
+    """Temporal Cloud API key; turns TLS on."""
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    """Client certificate (mTLS) for Temporal Cloud or a secured cluster; with ``temporal_tls_key``."""
+    temporal_tls_key: Path | None = None
     task_queue: str = "journeys"
     data_dir: Path = ROOT / "data"
     database_url: str | None = None
     """Defaults to a SQLite file in ``data_dir``."""
     journeys_dir: Path = ROOT / "journeys"
     """Where the journey maps live; templates are in its ``templates/`` folder."""
+    # Event API and codec server (issue 4).
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: str = ""
+    """Comma-separated API keys accepted by the event API and the codec server (``JOURNEYS_API_KEYS``)."""
+    api_max_body_bytes: int = 512 * 1024
+    """Largest request body the event API reads (Segment's batch limit is 500 KB)."""
+    api_public_url: str | None = None
+    """The API's URL as providers call it (behind a proxy): Twilio signs the URL it called."""
+    email_webhook_secret: str | None = None
+    """The email provider's webhook signing secret (Resend/Svix ``whsec_...``) for receipts."""
+    codec_keys: str = ""
+    """``key-id:base64-key`` pairs, comma-separated; the first encrypts, all decrypt (rotation)."""
+    codec_key_file: Path | None = None
+    """A file with one ``key-id:base64-key`` per line, newest first; read after ``codec_keys``. When neither is
+    set, ``<data_dir>/codec.key`` is used if it exists (``journeys dev`` writes it), so the CLI next to a dev
+    system reads what it wrote."""
+    codec_enabled: bool = True
+    """False keeps payloads plain whatever keys exist (``journeys dev --no-codec``)."""
+    codec_cors_origins: str = ""
+    """Comma-separated origins (the Temporal UI's) allowed to call the codec server from a browser."""
+    codec_allow_unauthenticated: bool = False
+    """Only for ``journeys dev`` on loopback, where the dev UI has no login to pass a token from."""
+    metrics_port: int | None = None
+    """Serve the worker's Prometheus metrics on ``0.0.0.0:<port>/metrics`` when set."""
+    worker_max_cached_workflows: int = 1000
+    """Journeys kept in a worker's memory between events (about 0.2-0.3 MiB each, docs/benchmarks.md); one
+    evicted from the cache is rebuilt by replaying its history when its next event or timer comes."""
+    worker_shutdown_seconds: float = 30.0
+    """On SIGTERM a worker stops polling and gives activities in hand this long to finish."""
+    delivery_task_queue: str = ""
+    """When set, workers also serve ``send_message`` on this queue (and the per-channel queues below)."""
+    delivery_rate_limits: str = ""
+    """``channel=per_second`` pairs (``sms=1,voice=0.2``): each channel's queue ``<delivery_task_queue>-<channel>``
+    is limited by the Temporal server across all workers, so a provider's limit holds however many run."""
+
+    def delivery_rates(self) -> dict[str, float]:
+        """``delivery_rate_limits`` parsed: channel -> sends per second; a malformed pair is an error."""
+        rates: dict[str, float] = {}
+        for pair in (p.strip() for p in self.delivery_rate_limits.split(",") if p.strip()):
+            channel, sep, rate = pair.partition("=")
+            try:
+                per_second = float(rate)
+            except ValueError:
+                per_second = -1.0
+            if not sep or not channel.strip() or per_second <= 0:
+                raise ValueError(
+                    f"JOURNEYS_DELIVERY_RATE_LIMITS: {pair!r}: write CHANNEL=PER_SECOND (a positive number)"
+                )
+            rates[channel.strip()] = per_second
+        return rates
+
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    """Providers, credentials and the customer's terms (``JOURNEYS_SMTP_HOST``, ``JOURNEYS_SMS_PROVIDER``, ...)."""
 
     @property
     def database(self) -> str:

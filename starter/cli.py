@@ -14,6 +14,16 @@ COMMANDS = (
     "track",
     "worker",
     "setup",
+    "dev",
+    "api",
+    "identify",
+    "describe",
+    "replay",
+    "demo",
+    "outbox",
+    "preview",
+    "report",
+    "simulate",
 )
 
 

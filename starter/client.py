@@ -15,10 +15,12 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from journeymap import JourneyMap
+from runtime.settings import Settings
+from starter.catalog import load_catalog
 from workflows import search_attributes as sa
 from workflows.ids import TASK_QUEUE, journey_workflow_id
 from workflows.journey import JourneyWorkflow
-from workflows.models import JourneyEvent, JourneyInput
+from workflows.models import DeliveryRouting, JourneyEvent, JourneyInput
 
 Action = Literal["started_or_signalled", "signalled", "not_in_journey", "missing_instance_key"]
 
@@ -42,11 +44,25 @@ class JourneyClient:
         *,
         task_queue: str = TASK_QUEUE,
         continue_as_new_after_events: int | None = None,
+        delivery: DeliveryRouting | None = None,
     ) -> None:
         self._client = client
         self._catalog = catalog
         self._task_queue = task_queue
         self._continue_as_new_after = continue_as_new_after_events
+        self._delivery = delivery
+
+    @classmethod
+    def from_settings(
+        cls, client: Client, settings: Settings, catalog: dict[str, JourneyMap] | None = None
+    ) -> JourneyClient:
+        """The client a deployment uses: its task queue, its delivery queues, its journeys folder."""
+        return cls(
+            client,
+            catalog if catalog is not None else load_catalog(settings.journeys_dir),
+            task_queue=settings.task_queue,
+            delivery=delivery_routing(settings),
+        )
 
     @property
     def temporal(self) -> Client:
@@ -80,6 +96,7 @@ class JourneyClient:
                     customer_id=customer_id,
                     instance_key=key,
                     continue_as_new_after_events=self._continue_as_new_after,
+                    delivery=self._delivery,
                 ),
                 id=workflow_id,
                 task_queue=self._task_queue,
@@ -108,9 +125,7 @@ class JourneyClient:
             raise
         return Routed(journey, workflow_id, "signalled")
 
-    async def _signal_all_instances(
-        self, journey: JourneyMap, customer_id: str, event: JourneyEvent
-    ) -> list[Routed]:
+    async def _signal_all_instances(self, journey: JourneyMap, customer_id: str, event: JourneyEvent) -> list[Routed]:
         query = (
             f"{sa.CUSTOMER_ID.name} = '{_quote(customer_id)}' AND {sa.JOURNEY_NAME.name} = '{journey.name}'"
             " AND ExecutionStatus = 'Running'"
@@ -120,6 +135,15 @@ class JourneyClient:
             async for execution in self._client.list_workflows(query)
         ]
         return routed or [Routed(journey.name, None, "not_in_journey")]
+
+
+def delivery_routing(settings: Settings) -> DeliveryRouting | None:
+    """Where journeys started with these settings send from (None: their own task queue)."""
+    if not settings.delivery_task_queue:
+        return None
+    return DeliveryRouting(
+        task_queue=settings.delivery_task_queue, rate_limited_channels=sorted(settings.delivery_rates())
+    )
 
 
 def _quote(value: str) -> str:

@@ -38,7 +38,92 @@ class Delivery(SQLModel, table=True):
     """pending, sent, failed or suppressed."""
     reason: str | None = None
     provider: str = Field(default="outbox", max_length=40)
-    provider_message_id: str | None = Field(default=None, max_length=200)
+    provider_message_id: str | None = Field(default=None, index=True, max_length=200)
     content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
+    # Delivery (issue 3): when it went out, how often it was tried, and what the provider reported since.
+    sent_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+    """Provider calls made for this row; more than one means a retry or a worker crash in the send."""
+    receipt: str | None = Field(default=None, max_length=20)
+    """The latest provider receipt: delivered, failed, bounced, opened, clicked, complained."""
+    delivered_at: datetime | None = None
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+
+
+class Consent(SQLModel, table=True):
+    """A customer's word on a channel and/or a category (issue 3); the latest row for a scope wins.
+
+    ``channel`` or ``category`` may be ``*`` (every one): an SMS STOP revokes ``sms``/``*``, an email
+    unsubscribe link revokes ``email``/``promotional``. Read at every send, so a revocation holds at once.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True, max_length=200)
+    channel: str = Field(default="*", max_length=20)
+    category: str = Field(default="*", max_length=20)
+    granted: bool
+    source: str = Field(default="api", max_length=40)
+    """Where it came from (``sms_stop``, ``unsubscribe_link``, ``api``, ``bounce``): the audit trail."""
+    at: datetime = Field(default_factory=_now)
+
+
+class CustomerIdentity(SQLModel, table=True):
+    """One identity (user id, anonymous id, email, phone, device token) linked to one customer.
+
+    ``identify`` links them; an event under any linked identity reaches that customer's journeys.
+    """
+
+    kind: str = Field(primary_key=True, max_length=20)
+    """``user_id``, ``anonymous_id``, ``email``, ``phone`` or ``device_token``."""
+    value: str = Field(primary_key=True, max_length=400)
+    customer_id: str = Field(index=True, max_length=200)
+    linked_at: datetime = Field(default_factory=_now)
+
+
+class ProcessedMessage(SQLModel, table=True):
+    """A ``messageId`` the event API has handled: the same message again gets the first answer, no effect."""
+
+    message_id: str = Field(primary_key=True, max_length=200)
+    customer_id: str = Field(max_length=200)
+    kind: str = Field(max_length=20)
+    """``track`` or ``identify``."""
+    response: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(default_factory=_now)
+
+
+class Event(SQLModel, table=True):
+    """Analytics (issue 5): every event a backend sent, once per event id, at the time it happened.
+
+    The report's customer value (purchases, revenue, time between purchases) and its goal conversions are
+    computed from these rows, so they hold whatever the journeys did with the events.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=200)
+    customer_id: str = Field(index=True, max_length=200)
+    type: str = Field(index=True, max_length=128)
+    properties: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    occurred_at: datetime = Field(default_factory=_now, index=True)
+    recorded_at: datetime = Field(default_factory=_now)
+
+
+class JourneyRun(SQLModel, table=True):
+    """Analytics (issue 5): the latest known state of one journey workflow, refreshed by ``journeys report``.
+
+    Copied from the workflow's ``state`` query, so the report can count entries, steps, exits and splits
+    without a visibility store (the time-skipping server has none) and without asking Temporal per page view.
+    """
+
+    workflow_id: str = Field(primary_key=True, max_length=400)
+    journey: str = Field(index=True, max_length=64)
+    customer_id: str = Field(index=True, max_length=200)
+    status: str = Field(max_length=20)
+    step: str | None = Field(default=None, max_length=64)
+    end_reason: str | None = None
+    entered_at: datetime | None = None
+    goal_reached_at: datetime | None = None
+    split_variants: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    refreshed_at: datetime = Field(default_factory=_now)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.binaries import find_binary
@@ -16,6 +20,56 @@ from runtime.search_attributes import register_search_attributes
 from workflows.search_attributes import ALL
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Set (by ``scripts/postgres``) to a PostgreSQL server's URL to run the database tests there instead of SQLite.
+DATABASE_ENV = "JOURNEYS_TEST_DATABASE_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "database: uses the database_url fixture; scripts/test runs these again on PostgreSQL"
+    )
+    config.addinivalue_line("markers", "fault: kills real worker and server processes (bounded, loopback only)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The marker follows from the fixture, so a test cannot touch the database and miss the PostgreSQL run.
+    for item in items:
+        if "database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.database)
+
+
+@pytest.fixture(scope="session")
+def _postgres_admin() -> Iterator[Engine | None]:
+    """A connection to the PostgreSQL server named by ``JOURNEYS_TEST_DATABASE_URL``, or None (SQLite)."""
+    url = os.environ.get(DATABASE_ENV)
+    if not url:
+        yield None
+        return
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, _postgres_admin: Engine | None) -> Iterator[str]:
+    """The one place tests get their database: a SQLite file in ``tmp_path`` by default, or a fresh PostgreSQL
+    database per test (dropped afterwards) when ``JOURNEYS_TEST_DATABASE_URL`` is set. A fresh database, not
+    truncated tables, so tests running at once on one server never see each other's rows."""
+    if _postgres_admin is None:
+        yield f"sqlite:///{tmp_path / 'journeys.db'}"
+        return
+    name = f"journeys_test_{uuid.uuid4().hex[:16]}"
+    with _postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield _postgres_admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with _postgres_admin.connect() as connection:
+            # FORCE: a worker subprocess killed by a test may still hold a connection.
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -17,9 +17,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from journeymap import JourneyMap
-from runtime.settings import Settings
+from runtime.settings import DeliverySettings, Settings
 from starter.catalog import load_catalog
-from starter.client import JourneyClient, Routed
+from starter.client import JourneyClient, Routed, delivery_routing
 from storage import Customer, Delivery, make_engine
 from workers.worker import journey_worker
 from workflows.ids import journey_workflow_id
@@ -57,7 +57,10 @@ class Journeys:
         return self.client.get_workflow_handle_for(JourneyWorkflow.run, workflow_id)
 
     async def state(self, journey: str, customer_id: str, instance_key: str | None = None) -> JourneySnapshot:
-        return await self.handle(journey, customer_id, instance_key).query("state", result_type=JourneySnapshot)
+        state: JourneySnapshot = await self.handle(journey, customer_id, instance_key).query(
+            "state", result_type=JourneySnapshot
+        )
+        return state
 
     async def settled(
         self,
@@ -118,16 +121,30 @@ async def running_journeys(
     *,
     continue_as_new_after_events: int | None = None,
     database_url: str | None = None,
+    delivery: DeliverySettings | None = None,
+    settings_overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[Journeys]:
     """Pass the ``database_url`` fixture so the test also runs on PostgreSQL (SQLite in ``tmp_path`` otherwise)."""
-    settings = Settings(data_dir=tmp_path, journeys_dir=journeys_dir, task_queue=task_queue, database_url=database_url)
+    settings = Settings(
+        data_dir=tmp_path,
+        journeys_dir=journeys_dir,
+        task_queue=task_queue,
+        database_url=database_url,
+        **(settings_overrides or {}),
+    )
+    if delivery is not None:
+        settings.delivery = delivery
     engine = make_engine(settings.database)
     catalog = load_catalog(journeys_dir)
     async with journey_worker(client, settings, engine):
         journeys = Journeys(
             client,
             JourneyClient(
-                client, catalog, task_queue=task_queue, continue_as_new_after_events=continue_as_new_after_events
+                client,
+                catalog,
+                task_queue=task_queue,
+                continue_as_new_after_events=continue_as_new_after_events,
+                delivery=delivery_routing(settings),
             ),
             engine,
             catalog,

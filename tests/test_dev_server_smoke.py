@@ -13,9 +13,9 @@ from workflows import search_attributes as sa
 
 
 async def test_journey_visible_by_search_attributes(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(dev_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         filled = datetime.now(UTC) - timedelta(days=1)
         await j.send(
             "ops-1",

@@ -41,9 +41,9 @@ async def _to_ready(j: Journeys, env: WorkflowEnvironment, rx: str = "rx1") -> N
 
 
 async def test_reminder_goes_out_three_days_before_supply_ends_at_ten_local(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         filled = await _start(j, time_env)
         state = await j.settled(JOURNEY, "c1", "rx1")
         assert (state.step, state.status) == ("wait_for_reminder", "waiting")
@@ -61,9 +61,9 @@ async def test_reminder_goes_out_three_days_before_supply_ends_at_ten_local(
 
 
 async def test_ready_pickup_and_last_refill_completes(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env, refills=1)
         await _to_ready(j, time_env)
         ready = [d for d in j.outbox("c1") if d.step == "notify_ready"]
@@ -79,9 +79,9 @@ async def test_ready_pickup_and_last_refill_completes(
 
 
 async def test_refills_remaining_start_the_next_cycle(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env, refills=2)
         await _to_ready(j, time_env)
         picked = await time_env.get_current_time()
@@ -99,9 +99,9 @@ async def test_refills_remaining_start_the_next_cycle(
 
 
 async def test_not_picked_up_within_five_days_gets_a_voicemail(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env, refills=0)
         await _to_ready(j, time_env)
         await time_env.sleep(timedelta(days=4))
@@ -121,9 +121,9 @@ async def test_not_picked_up_within_five_days_gets_a_voicemail(
 
 
 async def test_never_picked_up_ends_after_the_late_window(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env, refills=3)
         await _to_ready(j, time_env)
         await time_env.sleep(timedelta(days=20))
@@ -133,9 +133,9 @@ async def test_never_picked_up_ends_after_the_late_window(
 
 
 async def test_no_order_after_the_reminder_ends_the_journey(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env)
         await time_env.sleep(timedelta(days=28 + 11))
         result = await j.handle(JOURNEY, "c1", "rx1").result()
@@ -144,9 +144,9 @@ async def test_no_order_after_the_reminder_ends_the_journey(
 
 
 async def test_ordered_but_never_ready_ends_the_journey(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env)
         await time_env.sleep(timedelta(days=28))
         await j.settled(JOURNEY, "c1", "rx1", until=lambda s: s.step == "await_order")
@@ -158,9 +158,9 @@ async def test_ordered_but_never_ready_ends_the_journey(
 
 
 async def test_cancelled_prescription_exits_in_the_middle_of_a_long_wait(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env)
         await j.settled(JOURNEY, "c1", "rx1")
         await time_env.sleep(timedelta(days=2))
@@ -172,10 +172,10 @@ async def test_cancelled_prescription_exits_in_the_middle_of_a_long_wait(
 
 
 async def test_account_closed_without_instance_key_reaches_every_prescription(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     """An event about the customer (no rx_id) reaches all of their running prescriptions (needs visibility)."""
-    async with running_journeys(dev_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         j.add_customer("c1", timezone="America/Chicago")
         now = datetime.now(CHICAGO)
         for rx in ("rxA", "rxB"):
@@ -192,9 +192,9 @@ async def test_account_closed_without_instance_key_reaches_every_prescription(
 
 
 async def test_events_for_another_prescription_are_ignored(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env, rx="rx1")
         await time_env.sleep(timedelta(days=28))
         await j.settled(JOURNEY, "c1", "rx1", until=lambda s: s.step == "await_order")
@@ -209,8 +209,10 @@ async def test_events_for_another_prescription_are_ignored(
         assert state.step == "await_order"
 
 
-async def test_a_retried_event_has_effect_once(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+async def test_a_retried_event_has_effect_once(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _start(j, time_env, refills=2)
         await time_env.sleep(timedelta(days=28))
         await j.settled(JOURNEY, "c1", "rx1", until=lambda s: s.step == "await_order")
@@ -234,9 +236,11 @@ async def test_a_retried_event_has_effect_once(time_env: WorkflowEnvironment, tm
 
 
 async def test_continue_as_new_in_mid_wait_loses_nothing(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, continue_as_new_after_events=40) as j:
+    async with running_journeys(
+        time_env.client, tmp_path, task_queue, continue_as_new_after_events=40, database_url=database_url
+    ) as j:
         await _start(j, time_env, refills=1)
         first = await j.settled(JOURNEY, "c1", "rx1")
         handle = j.handle(JOURNEY, "c1", "rx1")

@@ -35,7 +35,7 @@ def steps_sent(outbox: list[Any]) -> list[str]:
 
 
 async def test_wait_duration_then_local_time_of_day(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     folder = journeys_dir(
         tmp_path,
@@ -51,7 +51,7 @@ steps:
 """,
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("t1", timezone="Asia/Tokyo")
         await j.send("t1", "signed_up")
         state = await j.settled("timed", "t1")
@@ -65,7 +65,9 @@ steps:
         assert steps_sent(j.outbox("t1")) == ["hello"]
 
 
-async def test_wait_until_yearly_birthday(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> None:
+async def test_wait_until_yearly_birthday(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
     folder = journeys_dir(
         tmp_path,
         {
@@ -82,7 +84,7 @@ steps:
 """,
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         now = await time_env.get_current_time()
         birthday = (now + timedelta(days=40)).date().replace(year=1990)
         j.add_customer("b1", timezone="Europe/Paris", birthday=birthday.isoformat())
@@ -99,7 +101,9 @@ steps:
         )
 
 
-async def test_branch_set_goto_and_end(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> None:
+async def test_branch_set_goto_and_end(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
     folder = journeys_dir(
         tmp_path,
         {
@@ -125,7 +129,7 @@ steps:
 """,
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("l1")
         await j.send("l1", "start")
         await j.settled("loop", "l1")
@@ -157,10 +161,10 @@ steps:
 
 
 async def test_split_is_deterministic_per_customer_with_a_holdout(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     folder = journeys_dir(tmp_path, {"abtest": SPLIT})
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         customers = [f"s{n}" for n in range(40)]
         for customer in customers:
             j.add_customer(customer)
@@ -181,7 +185,7 @@ async def test_split_is_deterministic_per_customer_with_a_holdout(
 
 
 async def test_update_profile_writes_the_store_and_later_conditions_see_it(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     folder = journeys_dir(
         tmp_path,
@@ -203,7 +207,7 @@ steps:
 """,
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("p1", first_name="Ana", visits=4)
         await j.send("p1", "start")
         result = await j.handle("stage", "p1").result()
@@ -240,7 +244,11 @@ def webhook_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 async def test_webhook_step_posts_with_the_idempotency_key(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, webhook_server: tuple[str, list[dict[str, Any]]]
+    time_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    database_url: str,
+    webhook_server: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook_server
     folder = journeys_dir(
@@ -257,7 +265,7 @@ steps:
 """,
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("w1")
         await j.send("w1", "order_placed", order_id="o-9", total=21)
         assert (await j.handle("hook", "w1").result()).status == "completed"
@@ -267,7 +275,7 @@ steps:
 
 
 async def test_wait_for_without_timeout_waits_until_the_event(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     folder = journeys_dir(
         tmp_path,
@@ -286,7 +294,7 @@ steps:
 """,
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("f1")
         await j.send("f1", "start")
         state = await j.settled("forever", "f1")
@@ -302,7 +310,7 @@ steps:
 
 
 async def test_entry_condition_false_means_not_entered(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     folder = journeys_dir(
         tmp_path,
@@ -316,7 +324,7 @@ steps:
 """,
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("e1", sms_alerts=False)
         j.add_customer("e2", sms_alerts=True)
         await j.send("e1", "spend", ratio=0.95)
@@ -335,7 +343,7 @@ steps:
 """
 
 
-async def test_reentry_rules(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> None:
+async def test_reentry_rules(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str) -> None:
     folder = journeys_dir(
         tmp_path,
         {
@@ -344,7 +352,7 @@ async def test_reentry_rules(time_env: WorkflowEnvironment, tmp_path: Path, task
             "cool": REENTRY.format(mode="cool", rule="{cooldown: 7d}"),
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("r1")
         await j.send("r1", "visit")
         for journey in ("re_again",):
@@ -372,18 +380,18 @@ async def test_reentry_rules(time_env: WorkflowEnvironment, tmp_path: Path, task
 
 
 async def test_trigger_without_its_instance_key_is_reported_not_started(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         routed = await j.send("k1", "prescription_filled", days_supply=30)
         assert [(r.journey, r.action) for r in routed] == [("pharmacy_refill", "missing_instance_key")]
         assert await j.send("k1", "no_journey_knows_this") == []
 
 
 async def test_an_exit_right_behind_the_trigger_still_ends_the_journey(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         j.add_customer("x1")
         now = await time_env.get_current_time()
         await j.send(
@@ -396,7 +404,7 @@ async def test_an_exit_right_behind_the_trigger_still_ends_the_journey(
 
 
 async def test_after_a_wait_conditions_read_todays_profile(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     folder = journeys_dir(
         tmp_path,
@@ -417,7 +425,7 @@ steps:
 """,
         },
     )
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("v1", tier="silver")
         await j.send("v1", "start")
         await j.settled("vip", "v1")
@@ -437,7 +445,7 @@ steps:
 
 
 async def test_send_first_that_works_and_on_failure(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     folder = journeys_dir(
         tmp_path,
@@ -459,7 +467,9 @@ steps:
         "push: {title: Hi, body: Hello}\nsms: {text: Hello}\nemail: {subject: Hi, html: <p>Hello</p>, text: Hello}\n"
     )
     strict = DeliverySettings(outbox_requires_address=True)  # as a real provider would: no address, no send
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder, delivery=strict) as j:
+    async with running_journeys(
+        time_env.client, tmp_path, task_queue, folder, delivery=strict, database_url=database_url
+    ) as j:
         j.add_customer("m1", reachable=False, phone="+15555550101")  # no device token: push cannot reach
         j.add_customer("m2", reachable=False, email="m2@example.com")  # neither push nor sms can reach
         await j.send("m1", "start")
@@ -471,3 +481,29 @@ steps:
         assert second.end_reason == "reached the end"
         suppressed = j.outbox("m2", status="suppressed")
         assert sorted(d.channel for d in suppressed) == ["push", "sms"]
+
+
+async def test_sends_on_a_rate_limited_channel_run_on_its_own_task_queue(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
+    """Temporal enforces a task queue's rate limit across all workers: that is how a provider's limit holds."""
+    folder = journeys_dir(
+        tmp_path, {"both": REENTRY.format(mode="both", rule="once").replace("channel: sms", "channels: [sms, email]")}
+    )
+    (folder / "templates" / "note.yaml").write_text(NOTE + "email: {subject: Hi, html: <p>Hi</p>, text: Hi}\n")
+    overrides = {"delivery_task_queue": f"{task_queue}-delivery", "delivery_rate_limits": "sms=50"}
+    async with running_journeys(
+        time_env.client, tmp_path, task_queue, folder, settings_overrides=overrides, database_url=database_url
+    ) as j:
+        j.add_customer("q1")
+        await j.send("q1", "visit")
+        await j.settled("re_both", "q1", until=lambda s: s.status == "completed")
+        assert sorted(d.channel for d in j.outbox("q1")) == ["email", "sms"]
+        history = await j.handle("re_both", "q1").fetch_history()
+        queues = sorted(
+            e.activity_task_scheduled_event_attributes.task_queue.name
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "send_message"
+        )
+        assert queues == [f"{task_queue}-delivery", f"{task_queue}-delivery-sms"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -27,9 +28,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     code) through the sandbox keeps that import outside and lets every workflow share the compile cache.
     """
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "jinja2", "markupsafe", "journeymap"
-        )
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe", "journeymap")
     )
 
 
@@ -39,7 +38,9 @@ async def journey_worker(
 ) -> AsyncIterator[Worker]:
     """A worker for ``task_queue`` (the configured one by default), running until the context exits."""
     async with httpx.AsyncClient(timeout=httpx.Timeout(20.0)) as http:
-        delivery = DeliveryActivities(engine, TemplateRenderer(settings.templates_dir))
+        delivery = DeliveryActivities(
+            engine, TemplateRenderer(settings.templates_dir), http=http, settings=settings.delivery
+        )
         profiles = ProfileActivities(engine)
         webhooks = WebhookActivities(http)
         with ThreadPoolExecutor(max_workers=16) as executor:
@@ -55,6 +56,35 @@ async def journey_worker(
                 ],
                 activity_executor=executor,
                 workflow_runner=workflow_runner(),
+                max_cached_workflows=settings.worker_max_cached_workflows,
+                graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
             )
-            async with worker:
-                yield worker
+            delivery_workers = [
+                Worker(
+                    client,
+                    task_queue=queue,
+                    activities=[delivery.send_message],
+                    max_task_queue_activities_per_second=rate,
+                    graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
+                )
+                for queue, rate in delivery_queues(settings).items()
+            ]
+            async with AsyncExitStack() as stack:
+                for extra in delivery_workers:
+                    await stack.enter_async_context(extra)
+                async with worker:
+                    yield worker
+
+
+def delivery_queues(settings: Settings) -> dict[str, float | None]:
+    """The delivery task queues this deployment serves, with their server-side rate limit (per second).
+
+    Temporal enforces ``max_task_queue_activities_per_second`` for the whole task queue, across all workers
+    polling it; that is what keeps a provider under its limit however many workers run.
+    """
+    if not settings.delivery_task_queue:
+        return {}
+    queues: dict[str, float | None] = {settings.delivery_task_queue: None}
+    for channel, per_second in settings.delivery_rates().items():
+        queues[f"{settings.delivery_task_queue}-{channel}"] = per_second
+    return queues

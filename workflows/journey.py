@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
     from activities.models import (
         CallWebhookInput,
+        ChannelOutcome,
         LoadProfileInput,
         SendMessageInput,
         SendMessageResult,
@@ -67,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.timing import customer_zone, wait_deadline
 
 SEND_TIMEOUT = timedelta(seconds=60)
+SEND_HEARTBEAT = timedelta(seconds=15)
 SEND_GIVE_UP = timedelta(hours=24)
 """A send still failing after a day of retries is recorded as failed and the journey goes on."""
 STEP_LIMIT = 1000
@@ -195,9 +197,7 @@ class JourneyWorkflow:
             assert state.ended_at is not None
             status, state.status = state.status, "cooldown"
             self._upsert(wait_until=state.ended_at + reentry.cooldown)
-            await self._sleep_until(
-                state.ended_at + reentry.cooldown, "cooldown before re-entry", absorb=True
-            )
+            await self._sleep_until(state.ended_at + reentry.cooldown, "cooldown before re-entry", absorb=True)
             state.status = status
             state.inbox.clear()
             return
@@ -220,13 +220,9 @@ class JourneyWorkflow:
             return await self._send(step, following)
         if isinstance(step, WaitStep):
             if state.status != "waiting":
-                until_value = (
-                    self._value(step.wait.until, f"{step.id}.wait.until") if step.wait.until else None
-                )
+                until_value = self._value(step.wait.until, f"{step.id}.wait.until") if step.wait.until else None
                 try:
-                    deadline = wait_deadline(
-                        step.wait, now=workflow.now(), zone=self._zone(), until_value=until_value
-                    )
+                    deadline = wait_deadline(step.wait, now=workflow.now(), zone=self._zone(), until_value=until_value)
                 except (ValueError, TypeError):
                     workflow.logger.warning("step %s: wait.until is not a date; not waiting", step.id)
                     deadline = workflow.now()
@@ -238,9 +234,7 @@ class JourneyWorkflow:
         if isinstance(step, WaitForStep):
             spec = step.wait_for
             if state.status != "waiting":
-                self._begin_wait(
-                    step, workflow.now() + spec.timeout if spec.timeout else None, list(spec.events)
-                )
+                self._begin_wait(step, workflow.now() + spec.timeout if spec.timeout else None, list(spec.events))
 
             def matches(event: JourneyEvent) -> bool:
                 if event.type not in spec.events:
@@ -268,14 +262,10 @@ class JourneyWorkflow:
                 state.vars[name] = self._value(expression, f"{step.id}.set.{name}")
             return following
         if isinstance(step, UpdateProfileStep):
-            values = {
-                k: self._value(v, f"{step.id}.update_profile") for k, v in step.update_profile.set.items()
-            }
+            values = {k: self._value(v, f"{step.id}.update_profile") for k, v in step.update_profile.set.items()}
             result = await workflow.execute_activity_method(
                 ProfileActivities.update_profile,
-                UpdateProfileInput(
-                    customer_id=self._input.customer_id, idempotency_key=self._key(step), set=values
-                ),
+                UpdateProfileInput(customer_id=self._input.customer_id, idempotency_key=self._key(step), set=values),
                 start_to_close_timeout=timedelta(seconds=30),
                 summary=f"{step.id}: update profile",
             )
@@ -329,14 +319,7 @@ class JourneyWorkflow:
         )
         while True:
             try:
-                result: SendMessageResult = await workflow.execute_activity_method(
-                    DeliveryActivities.send_message,
-                    request,
-                    start_to_close_timeout=SEND_TIMEOUT,
-                    schedule_to_close_timeout=SEND_GIVE_UP,
-                    retry_policy=_SEND_RETRY,
-                    summary=f"{step.id}: {spec.template} by {'/'.join(spec.channels)}",
-                )
+                result = await self._deliver(request, f"{step.id}: {spec.template}")
             except ActivityError:
                 workflow.logger.warning("step %s: send failed after retries", step.id)
                 self._record_send(step, key, [], "failed")
@@ -357,6 +340,45 @@ class JourneyWorkflow:
         if not delivered and spec.on_failure:
             return spec.on_failure
         return following
+
+    async def _deliver(self, request: SendMessageInput, summary: str) -> SendMessageResult:
+        """One activity for the whole step, unless a channel has a rate-limited queue of its own.
+
+        A provider's rate limit is enforced by Temporal per task queue, across all workers; a step that uses such
+        a channel is sent channel by channel (in the map's order), each on its channel's queue.
+        """
+        routing = self._input.delivery
+        if routing is None or not set(request.channels) & set(routing.rate_limited_channels):
+            queue = routing.task_queue if routing else None
+            return await self._send_activity(request, queue, f"{summary} by {'/'.join(request.channels)}")
+        outcomes: list[ChannelOutcome] = []
+        for channel in request.channels:
+            limited = channel in routing.rate_limited_channels
+            queue = f"{routing.task_queue}-{channel}" if limited else routing.task_queue
+            one = request.model_copy(update={"channels": [channel], "mode": "all"})
+            try:
+                result = await self._send_activity(one, queue, f"{summary} by {channel}")
+            except ActivityError:
+                result = SendMessageResult(outcomes=[ChannelOutcome(channel=channel, status="failed")])
+            outcomes += result.outcomes
+            if request.mode == "first" and result.delivered:
+                break
+        return SendMessageResult(outcomes=outcomes)
+
+    async def _send_activity(
+        self, request: SendMessageInput, task_queue: str | None, summary: str
+    ) -> SendMessageResult:
+        return await workflow.execute_activity_method(
+            DeliveryActivities.send_message,
+            request,
+            task_queue=task_queue,
+            start_to_close_timeout=SEND_TIMEOUT,
+            schedule_to_close_timeout=SEND_GIVE_UP,
+            # The activity heartbeats while a provider answers: a killed worker's send is retried in seconds.
+            heartbeat_timeout=SEND_HEARTBEAT,
+            retry_policy=_SEND_RETRY,
+            summary=summary,
+        )
 
     def _split(self, step: SplitStep) -> str:
         spec = step.split
@@ -419,9 +441,7 @@ class JourneyWorkflow:
                 remaining = None
             try:
                 await workflow.wait_condition(
-                    lambda: (
-                        bool(state.inbox) or state.exit_event is not None or self._should_continue_as_new()
-                    ),
+                    lambda: bool(state.inbox) or state.exit_event is not None or self._should_continue_as_new(),
                     timeout=remaining,
                     timeout_summary=summary,
                 )
@@ -546,9 +566,7 @@ class JourneyWorkflow:
         try:
             value = evaluate(expression, self._context())
         except ExpressionError as exc:
-            workflow.logger.warning(
-                "%s: value could not be evaluated (%s); set to none", where, type(exc).__name__
-            )
+            workflow.logger.warning("%s: value could not be evaluated (%s); set to none", where, type(exc).__name__)
             return None
         return _plain(value)
 
@@ -556,9 +574,7 @@ class JourneyWorkflow:
         return customer_zone(self._state.profile.get("timezone"), self._map.timezone)
 
     def _key(self, step: Step) -> str:
-        return idempotency_key(
-            workflow.info().workflow_id, self._state.entry_id, step.id, self._state.visits[step.id]
-        )
+        return idempotency_key(workflow.info().workflow_id, self._state.entry_id, step.id, self._state.visits[step.id])
 
     def _record_send(self, step: Step, key: str, delivered: list[str], outcome: str) -> None:
         state = self._state

@@ -72,6 +72,14 @@ class JourneyState(BaseModel):
     """Runs of this entry so far (continue-as-new count + 1)."""
 
 
+class DeliveryRouting(BaseModel):
+    """Where sends run when delivery has task queues of its own (``JOURNEYS_DELIVERY_TASK_QUEUE``)."""
+
+    task_queue: str
+    rate_limited_channels: list[str] = Field(default_factory=list)
+    """Channels with a rate-limited queue ``<task_queue>-<channel>``: their sends go there, one per channel."""
+
+
 class JourneyInput(BaseModel):
     """Start (or continue) one customer's journey. Events arrive as signals, the trigger included."""
 
@@ -81,6 +89,8 @@ class JourneyInput(BaseModel):
     instance_key: str | None = None
     state: JourneyState | None = None
     """Set on continue-as-new."""
+    delivery: DeliveryRouting | None = None
+    """None: sends run on the journey's own task queue."""
     continue_as_new_after_events: int | None = Field(default=None, ge=20)
     """History length at which to continue-as-new at the next wait (tests use a small one); Temporal's
     suggestion is always followed too."""

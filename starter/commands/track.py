@@ -11,7 +11,6 @@ from typing import Any
 
 from runtime.connection import connect
 from runtime.settings import Settings
-from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from workflows.models import JourneyEvent
 
@@ -20,9 +19,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("track", help="send an event for a customer (as a backend would)")
     parser.add_argument("customer_id")
     parser.add_argument("event_type")
-    parser.add_argument(
-        "properties", nargs="*", metavar="KEY=VALUE", help="event properties; values parsed as JSON"
-    )
+    parser.add_argument("properties", nargs="*", metavar="KEY=VALUE", help="event properties; values parsed as JSON")
     parser.add_argument("--id", dest="event_id", default=None, help="event id (default: a new one)")
     parser.set_defaults(handler=run)
 
@@ -52,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _track(customer_id: str, event: JourneyEvent) -> int:
     settings = Settings()
-    client = JourneyClient(
-        await connect(settings), load_catalog(settings.journeys_dir), task_queue=settings.task_queue
-    )
+    client = JourneyClient.from_settings(await connect(settings), settings)
     routed = await client.send_event(customer_id, event)
     if not routed:
         print(f"no journey reacts to {event.type!r}")

@@ -1,4 +1,8 @@
-"""``journeys worker``: run journeys and their activities until SIGINT or SIGTERM."""
+"""``journeys worker``: run journeys and their activities until SIGINT or SIGTERM.
+
+Everything comes from ``JOURNEYS_*`` variables (Temporal address, namespace, TLS or API key, database,
+providers). Run as many as the load needs, on as many machines: they share the work through Temporal.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,18 @@ import logging
 import signal
 from typing import Any
 
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
 from runtime.connection import connect
 from runtime.settings import Settings
 from storage import make_engine
-from workers.worker import journey_worker
+from workers.worker import delivery_queues, journey_worker
+
+log = logging.getLogger("journeys.worker")
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "worker", help="run a journey worker (configuration from JOURNEYS_* variables)"
-    )
+    parser = subparsers.add_parser("worker", help="run a journey worker (configuration from JOURNEYS_* variables)")
     parser.set_defaults(handler=run)
 
 
@@ -27,15 +33,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's metrics (task latencies, slots, failures) for Prometheus."""
+    if settings.metrics_port is None:
+        return None
+    address = f"0.0.0.0:{settings.metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
 async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM; then stop taking work and let the tasks in hand finish."""
+    """Run until SIGINT/SIGTERM; then stop polling and give the activities in hand time to finish."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    client = await connect(settings)
+    runtime = metrics_runtime(settings)
+    client = await connect(settings, runtime=runtime)
     engine = make_engine(settings.database)
-    async with journey_worker(client, settings, engine):
-        logging.getLogger("journeys").info("worker running on task queue %s", settings.task_queue)
-        await stop.wait()
-    engine.dispose()
+    try:
+        async with journey_worker(client, settings, engine):
+            extra = sorted(delivery_queues(settings))
+            log.info(
+                "worker running on task queue %s%s%s",
+                settings.task_queue,
+                f" and delivery queues {', '.join(extra)}" if extra else "",
+                f"; metrics on :{settings.metrics_port}/metrics" if runtime else "",
+            )
+            await stop.wait()
+            log.info("stopping: finishing the tasks in hand (up to %ss)", settings.worker_shutdown_seconds)
+    finally:
+        engine.dispose()
+    log.info("worker stopped")

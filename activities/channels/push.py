@@ -1,0 +1,57 @@
+"""Push over FCM HTTP v1 (``POST /v1/projects/{project}/messages:send``).
+
+FCM accepts no idempotency key; the key travels in the message's ``data`` so the app can drop a repeat, which
+closes the crash window for apps that do.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from activities.channels.base import (
+    OutgoingMessage,
+    PermanentDeliveryError,
+    ProviderReceipt,
+    post,
+    raise_for_transient,
+)
+from runtime.settings import DeliverySettings
+
+
+class FcmProvider:
+    name = "fcm"
+    accepts_idempotency_key = False
+
+    def __init__(self, http: httpx.AsyncClient, settings: DeliverySettings) -> None:
+        self._http = http
+        self._settings = settings
+
+    async def send(self, message: OutgoingMessage) -> ProviderReceipt:
+        s = self._settings
+        body = {
+            "message": {
+                "token": message.to,
+                "notification": {"title": message.content["title"], "body": message.content["body"]},
+                # FCM data values must be strings.
+                "data": {"idempotency_key": message.idempotency_key, **message.metadata},
+            }
+        }
+        response = await post(
+            self._http,
+            self.name,
+            f"{s.fcm_url.rstrip('/')}/v1/projects/{s.fcm_project_id}/messages:send",
+            json=body,
+            headers={"Authorization": f"Bearer {s.fcm_access_token}"} if s.fcm_access_token else {},
+        )
+        raise_for_transient(response, self.name)
+        if response.status_code >= 400:
+            # 404 UNREGISTERED (the app is gone from the device), 400 INVALID_ARGUMENT, 403 SENDER_ID_MISMATCH.
+            raise PermanentDeliveryError(f"{self.name}: rejected ({response.status_code}, {_status(response)})")
+        return ProviderReceipt(self.name, str(response.json()["name"]))
+
+
+def _status(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["status"])
+    except (ValueError, KeyError, TypeError):
+        return "?"

@@ -1,0 +1,153 @@
+"""Cost: history events and Temporal billable actions per customer per simulated year, for each built-in journey.
+
+Counted from the real histories (every run of the continue-as-new chain) that a simulated year of each scenario
+in ``bench.scenarios`` leaves on the time-skipping server. Queries are left out: the simulation polls the
+``state`` query to pace itself, which a production backend does not.
+
+    python -m bench.cost [--customers N] [--save-histories DIR] [--quick] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections import Counter
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+
+from bench.common import parser, report
+from bench.scenarios import SCENARIOS
+from runtime.binaries import find_binary
+from runtime.connection import DATA_CONVERTER
+from runtime.search_attributes import register_search_attributes
+from starter.catalog import load_catalog
+from starter.client import Routed
+from tests.harness import ROOT, Journeys, running_journeys
+
+#: History event type -> the billable action it records.
+ACTIONS = {
+    "WORKFLOW_EXECUTION_STARTED": "starts",
+    "WORKFLOW_EXECUTION_SIGNALED": "signals",
+    "TIMER_STARTED": "timers",
+    "ACTIVITY_TASK_SCHEDULED": "activities",
+    "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES": "upserts",
+    "WORKFLOW_PROPERTIES_MODIFIED": "upserts",
+    "WORKFLOW_EXECUTION_CONTINUED_AS_NEW": "continue_as_new",
+}
+
+
+async def chain(client: Client, workflow_id: str, run_id: str | None = None) -> list[WorkflowHistory]:
+    """Every run of one execution chain, first to last, followed back through continue-as-new."""
+    histories: list[WorkflowHistory] = []
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.insert(0, history)
+        started = history.events[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            return histories
+        run_id = started.continued_execution_run_id
+
+
+class RecordingJourneys(Journeys):
+    """Remembers the run each event reached: a re-entered journey is a new execution under the same workflow
+    id, which the time-skipping server cannot list, so the runs are noted as they start."""
+
+    runs: set[tuple[str, str]]
+
+    async def send(self, customer_id: str, type: str, event_id: str | None = None, **properties: Any) -> list[Routed]:
+        routed = await super().send(customer_id, type, event_id, **properties)
+        for r in routed:
+            if r.workflow_id is not None and r.action == "started_or_signalled":
+                described = await self.client.get_workflow_handle(r.workflow_id).describe()
+                self.runs.add((r.workflow_id, described.run_id or ""))
+        return routed
+
+
+async def all_runs(client: Client, workflow_id: str, run_ids: set[str]) -> list[WorkflowHistory]:
+    """Every run under one workflow id that was seen starting, with its continue-as-new chain, oldest first."""
+    seen: set[str] = set()
+    histories: list[WorkflowHistory] = []
+    for run_id in [*sorted(run_ids), None]:
+        for history in await chain(client, workflow_id, run_id):
+            if history.run_id not in seen:
+                seen.add(history.run_id)
+                histories.append(history)
+    histories.sort(key=lambda h: h.events[0].event_time.ToDatetime())
+    return histories
+
+
+def count(histories: list[WorkflowHistory]) -> dict[str, int]:
+    kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for h in histories for e in h.events)
+    actions: Counter[str] = Counter()
+    for kind, n in kinds.items():
+        if kind in ACTIONS:
+            actions[ACTIONS[kind]] += n
+    # A continued run's start is the continue-as-new action already counted, not a second start.
+    actions["starts"] -= actions["continue_as_new"]
+    return {"events": sum(kinds.values()), "runs": len(histories), **actions}
+
+
+async def measure(customers: int, save: Path | None) -> list[dict[str, Any]]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=DATA_CONVERTER
+    )
+    await register_search_attributes(env.client, check_existing=False)
+    rows = []
+    try:
+        for name in sorted(load_catalog(ROOT / "journeys")):
+            scenario = SCENARIOS.get(name)
+            if scenario is None:
+                rows.append({"journey": name, "note": "no scenario in bench/scenarios.py"})
+                continue
+            totals: Counter[str] = Counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                queue = f"bench-cost-{uuid.uuid4().hex[:8]}"
+                async with running_journeys(env.client, Path(tmp), queue) as base:
+                    j = RecordingJourneys(**{f.name: getattr(base, f.name) for f in fields(base)})
+                    j.runs = set()
+                    for index in range(customers):
+                        customer = f"cost-{uuid.uuid4().hex[:6]}-{index}"
+                        for workflow_id in await scenario(j, env, customer):
+                            histories = await all_runs(
+                                env.client, workflow_id, {run for wid, run in j.runs if wid == workflow_id}
+                            )
+                            totals.update(count(histories))
+                            if save is not None:
+                                save.mkdir(parents=True, exist_ok=True)
+                                for history in histories:
+                                    (save / f"{name}-{index}-{history.run_id}.json").write_text(history.to_json())
+            row: dict[str, Any] = {"journey": name}
+            for key in ("events", "runs", "starts", "signals", "timers", "activities", "upserts", "continue_as_new"):
+                row[key] = totals[key] / customers
+            row["billable_actions"] = sum(
+                row[k] for k in ("starts", "signals", "timers", "activities", "upserts", "continue_as_new")
+            )
+            rows.append(row)
+    finally:
+        await env.shutdown()
+    return rows
+
+
+def main() -> None:
+    args_parser = parser(__doc__ or "")
+    args_parser.add_argument("--customers", type=int, default=3)
+    args_parser.add_argument("--save-histories", type=Path, help="write every run's history JSON here (for replay)")
+    args = args_parser.parse_args()
+    customers = 1 if args.quick else args.customers
+    rows = asyncio.run(measure(customers, args.save_histories))
+    report(
+        "cost per customer per simulated year",
+        {"customers": customers, "server": "time-skipping", "queries": "not counted"},
+        rows,
+        args.json,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Ingestion: events per second into running journeys on one dev server, against the raw temporalio client.
+
+For each dev-server SQLite setting (``bench.common.PRAGMAS``) a fresh server on a SQLite file takes, in
+alternating rounds, the same load from two paths:
+
+- ``journeys``: ``starter.client.JourneyClient.send_event`` (routing by event type, the instance key, search
+  attributes): one ``prescription_filled`` per customer (signal-with-start) then one ``refill_ordered``
+  (a signal to the running journey);
+- ``raw``: ``temporalio.client.Client`` doing the same signal-with-starts and signals with the same payloads,
+  with no routing;
+- ``api`` (when ``starter.api`` is importable): the HTTP event API (``POST /v1/track``, and ``/v1/batch`` of
+  ``--batch`` messages), served by uvicorn in its own process.
+
+No worker runs while the load is applied, so the figures measure acceptance (the event durably in the
+journey's history), not processing; ``bench.latency`` measures the path to a message sent.
+
+    python -m bench.ingest [--customers N] [--concurrency C] [--rounds R] [--quick] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+
+from bench.common import PRAGMAS, dev_server, median, parser, report
+from starter.catalog import load_catalog
+from starter.client import JourneyClient
+from tests.harness import ROOT
+from workflows import search_attributes as sa
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
+from workflows.models import JourneyEvent, JourneyInput
+
+JOURNEY = "pharmacy_refill"
+API_KEY = "bench-key"
+
+
+def _filled(customer: str) -> JourneyEvent:
+    properties = {"rx_id": f"rx-{customer}", "days_supply": 30, "refills_remaining": 2}
+    properties["filled_at"] = datetime.now(UTC).isoformat()
+    return JourneyEvent(id=uuid.uuid4().hex, type="prescription_filled", properties=properties)
+
+
+def _ordered(customer: str) -> JourneyEvent:
+    return JourneyEvent(id=uuid.uuid4().hex, type="refill_ordered", properties={"rx_id": f"rx-{customer}"})
+
+
+async def _drive(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
+    """Run ``one(i)`` for every i with at most ``concurrency`` in flight; events per second."""
+    next_index = 0
+
+    async def lane() -> None:
+        nonlocal next_index
+        while next_index < count:
+            index, next_index = next_index, next_index + 1
+            await one(index)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return count / (time.perf_counter() - started)
+
+
+class Paths:
+    """The ways an event can go in, each a pair (start a journey, signal it) for customer number i."""
+
+    def __init__(self, client: Client, task_queue: str, api: str | None) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.catalog = load_catalog(ROOT / "journeys")
+        self.journeys = JourneyClient(client, self.catalog, task_queue=task_queue)
+        self.api = httpx.AsyncClient(base_url=api, auth=(API_KEY, ""), timeout=60) if api else None
+
+    async def journeys_start(self, customer: str) -> None:
+        await self.journeys.send_event(customer, _filled(customer))
+
+    async def journeys_signal(self, customer: str) -> None:
+        await self.journeys.send_event(customer, _ordered(customer))
+
+    async def raw_start(self, customer: str) -> None:
+        event = _filled(customer)
+        journey = self.catalog[JOURNEY]
+        key = str(event.properties["rx_id"])
+        await self.client.start_workflow(
+            JourneyWorkflow.run,
+            JourneyInput(journey=journey, customer_id=customer, instance_key=key),
+            id=journey_workflow_id(JOURNEY, customer, key),
+            task_queue=self.task_queue,
+            start_signal="event",
+            start_signal_args=[event],
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.CUSTOMER_ID, customer),
+                    SearchAttributePair(sa.JOURNEY_NAME, JOURNEY),
+                    SearchAttributePair(sa.STATUS, "entering"),
+                ]
+            ),
+            static_summary=f"{JOURNEY} v{journey.version} for customer {customer}",
+        )
+
+    async def raw_signal(self, customer: str) -> None:
+        workflow_id = journey_workflow_id(JOURNEY, customer, f"rx-{customer}")
+        await self.client.get_workflow_handle(workflow_id).signal("event", _ordered(customer))
+
+    @staticmethod
+    def _track(customer: str, event: JourneyEvent) -> dict[str, Any]:
+        return {
+            "type": "track",
+            "messageId": event.id,
+            "userId": customer,
+            "event": event.type,
+            "properties": event.properties,
+        }
+
+    async def api_start(self, customer: str) -> None:
+        assert self.api is not None
+        response = await self.api.post("/v1/track", json=self._track(customer, _filled(customer)))
+        response.raise_for_status()
+
+    async def api_signal(self, customer: str) -> None:
+        assert self.api is not None
+        response = await self.api.post("/v1/track", json=self._track(customer, _ordered(customer)))
+        response.raise_for_status()
+
+    async def api_batch(self, customers: list[str], make: Callable[[str], JourneyEvent]) -> None:
+        assert self.api is not None
+        body = {"batch": [self._track(c, make(c)) for c in customers]}
+        response = await self.api.post("/v1/batch", json=body)
+        response.raise_for_status()
+
+
+def _each(send: Callable[[str], Awaitable[None]], customers: list[str]) -> Callable[[int], Awaitable[None]]:
+    return lambda index: send(customers[index])
+
+
+def _batches(
+    paths: Paths, groups: list[list[str]], make: Callable[[str], JourneyEvent]
+) -> Callable[[int], Awaitable[None]]:
+    return lambda index: paths.api_batch(groups[index], make)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_api(target: str, task_queue: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+    """The event API in its own process (as deployed), or None when this checkout has no API yet."""
+    try:
+        import starter.api.app  # noqa: F401
+    except ImportError:
+        return None
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JOURNEYS_TEMPORAL_ADDRESS": target,
+        "JOURNEYS_TASK_QUEUE": task_queue,
+        "JOURNEYS_DATA_DIR": str(data_dir),
+        "JOURNEYS_API_KEYS": API_KEY,
+    }
+    code = (
+        "import uvicorn; from runtime.settings import Settings; from starter.api.app import create_app; "
+        f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            return None
+        time.sleep(0.1)
+    process.kill()
+    return None
+
+
+async def measure(setting: str, customers: int, concurrency: int, rounds: int, batch: int) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with dev_server(Path(tmp) / "temporal.db", PRAGMAS[setting]) as env:
+            task_queue = f"bench-ingest-{uuid.uuid4().hex[:8]}"
+            target = env.client.service_client.config.target_host
+            api = _start_api(target, task_queue, Path(tmp))
+            paths = Paths(env.client, task_queue, api[1] if api else None)
+            results: dict[str, list[float]] = {}
+            try:
+                modes = ["journeys", "raw"] + (["api"] if api else [])
+                for round_number in range(rounds):
+                    order = modes if round_number % 2 == 0 else list(reversed(modes))
+                    for mode in order:
+                        ids = [f"{mode}-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
+                        for kind, action in (("signal-with-start", "start"), ("signal", "signal")):
+                            send: Callable[[str], Awaitable[None]] = getattr(paths, f"{mode}_{action}")
+                            rate = await _drive(customers, concurrency, _each(send, ids))
+                            results.setdefault(f"{mode} {kind}", []).append(rate)
+                    if api:
+                        ids = [f"batch-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
+                        groups = [ids[i : i + batch] for i in range(0, len(ids), batch)]
+                        lanes = max(1, concurrency // batch)
+                        for label, make in (("signal-with-start", _filled), ("signal", _ordered)):
+                            rate = await _drive(len(groups), lanes, _batches(paths, groups, make))
+                            per_event = rate * len(ids) / len(groups)
+                            results.setdefault(f"api batch({batch}) {label}", []).append(per_event)
+            finally:
+                if paths.api is not None:
+                    await paths.api.aclose()
+                if api:
+                    api[0].terminate()
+                    api[0].wait(10)
+    rows: list[dict[str, Any]] = []
+    for path, rates in results.items():
+        mode, kind = path.split(" ", 1) if not path.startswith("api batch") else ("api batch", path.split(" ", 2)[2])
+        raw = median(results[f"raw {kind}"])
+        rows.append(
+            {
+                "sqlite": setting,
+                "path": path,
+                "events_per_s": median(rates),
+                "best": max(rates),
+                "ratio_to_raw": median(rates) / raw,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    args_parser = parser(__doc__ or "")
+    args_parser.add_argument("--customers", type=int, default=1000, help="journeys started per path and round")
+    args_parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
+    args_parser.add_argument("--rounds", type=int, default=3)
+    args_parser.add_argument("--batch", type=int, default=100, help="messages per /v1/batch request")
+    args_parser.add_argument("--pragmas", choices=sorted(PRAGMAS), nargs="*", default=sorted(PRAGMAS))
+    args = args_parser.parse_args()
+    if args.quick:
+        args.customers, args.rounds, args.concurrency, args.batch, args.pragmas = 40, 1, 8, 10, ["wal"]
+    rows: list[dict[str, Any]] = []
+    for setting in args.pragmas:
+        rows += asyncio.run(measure(setting, args.customers, args.concurrency, args.rounds, args.batch))
+    report(
+        "ingestion",
+        {
+            "journey": JOURNEY,
+            "customers_per_round": args.customers,
+            "concurrency": args.concurrency,
+            "rounds": args.rounds,
+            "statistic": "median of rounds",
+            "worker": "none (acceptance only)",
+        },
+        rows,
+        args.json,
+    )
+
+
+if __name__ == "__main__":
+    main()

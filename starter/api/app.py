@@ -1,0 +1,397 @@
+"""The event API app: ``/v1/track``, ``/v1/identify``, ``/v1/batch`` (Segment-compatible) and the codec server.
+
+Guarantees a backend relies on:
+
+- Authenticated by API key (HTTP Basic with the key as user name, as Segment's libraries send it, or
+  ``Authorization: Bearer <key>``), compared in constant time.
+- A body over ``api_max_body_bytes`` is refused (413) before it is parsed.
+- A malformed message gets 422 naming the field path (``batch[2].event``) and nothing is delivered: a batch
+  is validated whole before any message in it is.
+- The same ``messageId`` twice has effect once: the second gets the first answer, marked ``duplicate``.
+  (The journey workflows also drop an event id they saw, which covers two copies arriving at once.)
+- The answer lists the journeys each event reached.
+
+Bodies are never logged: they carry personal data.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the route signatures at run time, and they
+# name dependencies local to create_app.
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from google.protobuf import json_format
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from temporalio.api.common.v1 import Payloads
+
+from runtime.codec import CodecError
+from runtime.connection import connect
+from runtime.settings import Settings
+from starter.api.identities import resolve_customer
+from starter.api.models import (
+    BatchMessage,
+    BatchResult,
+    ErrorResponse,
+    FieldError,
+    IdentifyMessage,
+    JourneyReached,
+    MessageResult,
+    TrackMessage,
+)
+from starter.api.services import ApiServices, get_services
+from starter.api.webhooks import webhook_router
+from starter.client import JourneyClient
+from storage import make_engine
+from storage.tables import ProcessedMessage
+from workflows.models import JourneyEvent
+
+log = logging.getLogger("journeys.api")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def api_keys(settings: Settings) -> list[str]:
+    return [k.strip() for k in settings.api_keys.split(",") if k.strip()]
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes with 413, reading no more than ``limit + 1`` of them.
+
+    The body is buffered (it is small by definition) and replayed to the app, so a client that lies in
+    ``Content-Length`` or streams chunks is held to the same limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps(
+            {"errors": [{"path": "", "message": f"request body is larger than {self.limit} bytes"}]}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """``('body', 'batch', 2, 'track', 'event')`` -> ``batch[2].event`` (the union's tag is not a field)."""
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    out = ""
+    previous: int | str | None = None
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(previous, int) and part in ("track", "identify"):
+            pass
+        else:
+            out += f".{part}" if out else str(part)
+        previous = part
+    return out
+
+
+def create_app(settings: Settings, services: ApiServices | None = None) -> FastAPI:
+    """The API app. Without ``services`` it connects to Temporal and the database at start-up."""
+    keys = [k.encode() for k in api_keys(settings)]
+    if not keys:
+        raise ValueError("JOURNEYS_API_KEYS is empty: set at least one API key for the event API")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        engine = make_engine(settings.database)
+        client = await connect(settings)
+        journeys = JourneyClient.from_settings(client, settings)
+        app.state.services = ApiServices(journeys, engine, client.data_converter.payload_codec)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="journeys event API",
+        version="1",
+        description=(
+            "Segment-compatible ingestion of events into customer journeys, and the payload codec "
+            "server for the Temporal UI. Authenticate with an API key: HTTP Basic (key as user name) "
+            "or `Authorization: Bearer <key>`."
+        ),
+        lifespan=lifespan,
+        responses={
+            401: {"model": ErrorResponse, "description": "missing or unknown API key"},
+            413: {"model": ErrorResponse, "description": "body too large"},
+            422: {"model": ErrorResponse, "description": "malformed message, with the field path"},
+        },
+    )
+    if services is not None:
+        # Set now, not only in the lifespan: tests drive the app through httpx's ASGI transport, which has none.
+        app.state.services = services
+    origins = [o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()]
+    if origins:
+        # The Temporal UI calls the codec server from the browser: only its origin may.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+            allow_credentials=True,
+        )
+
+    bearer = HTTPBearer(auto_error=False)
+    basic = HTTPBasic(auto_error=False)
+
+    def _valid(presented: str | None) -> bool:
+        if not presented:
+            return False
+        given = presented.encode()
+        # Compare against every key, without stopping early, so timing does not tell which one nearly matched.
+        matched = False
+        for key in keys:
+            matched |= hmac.compare_digest(given, key)
+        return matched
+
+    def _presented(request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return credentials.strip()
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            return decoded.partition(":")[0]
+        return None
+
+    def authenticated(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        _basic: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+    ) -> None:
+        """Declares both schemes in the OpenAPI document; the check reads the header itself."""
+        if not _valid(_presented(request)):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "missing or unknown API key", headers={"WWW-Authenticate": "Basic"}
+            )
+
+    def codec_access(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if settings.codec_allow_unauthenticated:
+            return
+        if not _valid(_presented(request)):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown API key")
+
+    Services = Annotated[ApiServices, Depends(get_services)]
+    Auth = Depends(authenticated)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [FieldError(path=_path(tuple(e.get("loc", ()))), message=str(e.get("msg"))) for e in exc.errors()]
+        return JSONResponse(ErrorResponse(errors=errors).model_dump(), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        body = ErrorResponse(errors=[FieldError(path="", message=str(exc.detail))]).model_dump()
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def _handle(services: ApiServices, message: TrackMessage | IdentifyMessage) -> MessageResult:
+        message_id = message.message_id or uuid.uuid4().hex
+        if message.message_id is not None:
+            first = await asyncio.to_thread(_processed, services.engine, message_id)
+            if first is not None:
+                return first.model_copy(update={"duplicate": True})
+        traits = message.traits if isinstance(message, IdentifyMessage) else None
+        customer_id = await asyncio.to_thread(
+            resolve_customer,
+            services.engine,
+            user_id=message.user_id,
+            anonymous_id=message.anonymous_id,
+            traits=traits,
+        )
+        reached: list[JourneyReached] = []
+        if isinstance(message, TrackMessage):
+            event = JourneyEvent(
+                id=message_id, type=message.event, properties=message.properties, timestamp=message.timestamp
+            )
+            routed = await services.journeys.send_event(customer_id, event)
+            reached = [JourneyReached(journey=r.journey, workflow_id=r.workflow_id, action=r.action) for r in routed]
+        result = MessageResult(message_id=message_id, type=message.type, customer_id=customer_id, journeys=reached)
+        # Recorded only after the journeys took it: if Temporal was unreachable, the backend's retry is not
+        # mistaken for a duplicate.
+        await asyncio.to_thread(_remember, services.engine, result)
+        log.info("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
+        return result
+
+    @app.post("/v1/track", response_model=MessageResult, response_model_by_alias=True, dependencies=[Auth])
+    async def track(message: TrackMessage, services: Services) -> MessageResult:
+        """Send an event to every journey whose map names it (trigger, wait_for, exit_on, goal)."""
+        return await _handle(services, message)
+
+    @app.post("/v1/identify", response_model=MessageResult, response_model_by_alias=True, dependencies=[Auth])
+    async def identify(message: IdentifyMessage, services: Services) -> MessageResult:
+        """Link identities (userId, anonymousId, email, phone, device token) and update the customer's traits."""
+        return await _handle(services, message)
+
+    @app.post("/v1/batch", response_model=BatchResult, response_model_by_alias=True, dependencies=[Auth])
+    async def batch(message: BatchMessage, services: Services) -> BatchResult:
+        """Several track/identify messages, handled in order once all of them are valid."""
+        # One customer's messages keep their order (an identify before the track that needs it); different
+        # customers' messages go at once, so a batch costs about as long as its busiest customer.
+        results: list[MessageResult | None] = [None] * len(message.batch)
+        by_customer = _same_person(message.batch)
+
+        async def in_order(indexes: list[int]) -> None:
+            for index in indexes:
+                results[index] = await _handle(services, message.batch[index])
+
+        await asyncio.gather(*(in_order(indexes) for indexes in by_customer))
+        return BatchResult(results=[r for r in results if r is not None])
+
+    async def _codec(request: Request, services: ApiServices, encode: bool) -> Response:
+        if services.codec is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no codec key is configured")
+        try:
+            payloads = json_format.Parse(await request.body(), Payloads())
+        except json_format.ParseError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"payloads: {exc}") from exc
+        try:
+            if encode:
+                result = await services.codec.encode(payloads.payloads)
+            else:
+                result = await services.codec.decode(payloads.payloads)
+        except CodecError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+        return Response(json_format.MessageToJson(Payloads(payloads=result)), media_type="application/json")
+
+    @app.post("/codec/encode", dependencies=[Depends(codec_access)])
+    async def codec_encode(request: Request, services: Services) -> Response:
+        """Temporal's remote codec protocol: ``{"payloads": [...]}`` in, encrypted payloads out."""
+        return await _codec(request, services, encode=True)
+
+    @app.post("/codec/decode", dependencies=[Depends(codec_access)])
+    async def codec_decode(request: Request, services: Services) -> Response:
+        """Temporal's remote codec protocol: the Temporal UI shows decrypted payloads to ops allowed to see them."""
+        return await _codec(request, services, encode=False)
+
+    app.include_router(webhook_router(settings))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # Outermost, so an oversized body is refused before anything else reads it.
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    return app
+
+
+def _same_person(messages: list[TrackMessage | IdentifyMessage]) -> list[list[int]]:
+    """Indexes of the messages grouped so that two sharing a user id or an anonymous id are in one group."""
+    parent = list(range(len(messages)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(messages):
+        for identity in (
+            f"u:{item.user_id}" if item.user_id else None,
+            f"a:{item.anonymous_id}" if item.anonymous_id else None,
+        ):
+            if identity is None:
+                continue
+            if identity in first_seen:
+                parent[root(index)] = root(first_seen[identity])
+            else:
+                first_seen[identity] = index
+    groups: dict[int, list[int]] = {}
+    for index in range(len(messages)):
+        groups.setdefault(root(index), []).append(index)
+    return list(groups.values())
+
+
+def _processed(engine: Engine, message_id: str) -> MessageResult | None:
+    with Session(engine) as session:
+        row = session.get(ProcessedMessage, message_id)
+        return None if row is None else MessageResult.model_validate(row.response)
+
+
+def _remember(engine: Engine, result: MessageResult) -> None:
+    with Session(engine) as session:
+        session.add(
+            ProcessedMessage(
+                message_id=result.message_id,
+                customer_id=result.customer_id,
+                kind=result.type,
+                response=result.model_dump(),
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()  # the same message handled at the same moment: its first answer stands

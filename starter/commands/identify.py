@@ -1,0 +1,44 @@
+"""``journeys identify USER_ID [trait=value ...]``: link identities and set traits, as a backend's identify would.
+
+It writes to the journeys database directly (as ``journeys track`` talks to Temporal directly), so it works
+without the event API running. Only identity kinds are printed, never their values: terminals get logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from runtime.settings import Settings
+from starter.api.identities import identities_of, resolve_customer
+from starter.commands.track import parse_properties
+from storage import make_engine
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("identify", help="link a customer's identities and update their traits")
+    parser.add_argument("user_id", nargs="?", default=None, help="the backend's user id")
+    parser.add_argument(
+        "traits", nargs="*", metavar="KEY=VALUE", help="traits (email, phone, device_token link too); JSON values"
+    )
+    parser.add_argument("--anonymous-id", default=None, help="the visitor's anonymous id, to link to the user")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.user_id is None and args.anonymous_id is None:
+        print("journeys identify: give a USER_ID or --anonymous-id", flush=True)
+        return 2
+    try:
+        traits = parse_properties(args.traits)
+    except ValueError as exc:
+        print(f"journeys identify: {exc}")
+        return 2
+    engine = make_engine(Settings().database)
+    try:
+        customer_id = resolve_customer(engine, user_id=args.user_id, anonymous_id=args.anonymous_id, traits=traits)
+        kinds = sorted({kind for kind, _ in identities_of(engine, customer_id)})
+    finally:
+        engine.dispose()
+    print(f"customer {customer_id}: linked {', '.join(kinds)}")
+    return 0

@@ -1,0 +1,71 @@
+"""``journeys replay --query '...'``: replay real histories against today's workflow code before deploying it.
+
+Histories are downloaded from the server (a visibility query picks them) and replayed with the same sandbox
+the workers use. Any non-determinism (the new code would issue different commands than the history holds)
+exits non-zero, naming each workflow, so a deploy pipeline can stop on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Replayer
+
+from runtime.connection import connect
+from runtime.settings import Settings
+from workers.worker import workflow_runner
+from workflows.journey import JourneyWorkflow
+
+WORKFLOWS: tuple[type, ...] = (JourneyWorkflow,)
+"""The workflow code replayed: today's."""
+DEFAULT_QUERY = "WorkflowType = 'Journey'"
+
+
+@dataclass
+class ReplayReport:
+    replayed: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    """Workflow id (and run id) -> what went wrong."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "replay", help="replay histories from the server against the current code; non-zero on non-determinism"
+    )
+    parser.add_argument(
+        "--query", default=DEFAULT_QUERY, help=f"visibility query choosing the workflows (default: {DEFAULT_QUERY})"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="replay at most this many (newest first)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = asyncio.run(_replay(args.query, args.limit))
+    for workflow_id, problem in report.failures.items():
+        print(f"NON-DETERMINISTIC {workflow_id}: {problem}")
+    print(f"replayed {report.replayed} histories: {len(report.failures)} failed")
+    return 1 if report.failures else 0
+
+
+async def _replay(query: str, limit: int | None) -> ReplayReport:
+    return await replay_histories(await connect(Settings()), query, limit=limit)
+
+
+async def replay_histories(client: Client, query: str, *, limit: int | None = None) -> ReplayReport:
+    """Replay the histories of the workflows ``query`` finds; every failure is collected, none stops the run."""
+    replayer = Replayer(
+        workflows=list(WORKFLOWS), workflow_runner=workflow_runner(), data_converter=client.data_converter
+    )
+    histories = client.list_workflows(query, limit=limit).map_histories()
+    report = ReplayReport()
+    async with replayer.workflow_replay_iterator(histories) as results:
+        async for result in results:
+            report.replayed += 1
+            if result.replay_failure is not None:
+                where = f"{result.history.workflow_id} (run {result.history.run_id})"
+                report.failures[where] = f"{type(result.replay_failure).__name__}: {result.replay_failure}"
+    return report

@@ -1,0 +1,71 @@
+"""``journeys api`` as deployed (its own process, configured from the environment) and ``journeys track``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from starter.cli import main
+from tests.processes import free_port, journeys_env
+from workflows.ids import journey_workflow_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_api_process_serves_events_and_stops_on_sigterm(
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> None:
+    port = free_port()
+    env = journeys_env()
+    env |= {
+        "JOURNEYS_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "JOURNEYS_TASK_QUEUE": task_queue,
+        "JOURNEYS_DATA_DIR": str(tmp_path),
+        "JOURNEYS_API_KEYS": "deployed-key",
+        "JOURNEYS_API_PORT": str(port),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "starter.cli", "api", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            response = await http.post(
+                "/v1/track",
+                auth=("deployed-key", ""),
+                json={"userId": "deployed-1", "event": "refill_ordered", "properties": {"rx_id": "rx-1"}},
+            )
+        assert response.status_code == 200, response.text
+        assert [r["action"] for r in response.json()["journeys"]] == ["not_in_journey"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def test_api_refuses_to_start_without_keys(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("JOURNEYS_API_KEYS", "")
+    assert main(["api"]) == 2
+    assert "JOURNEYS_API_KEYS is empty" in capsys.readouterr().err
+
+
+async def test_track_command_still_routes_events(
+    dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    assert await asyncio.to_thread(main, ["track", "track-cli-1", "refill_ordered", "rx_id=rx-1"]) == 0
+    expected = journey_workflow_id("pharmacy_refill", "track-cli-1", "rx-1")
+    assert f"pharmacy_refill: not_in_journey ({expected})" in capsys.readouterr().out

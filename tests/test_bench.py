@@ -1,0 +1,40 @@
+"""The benchmarks still run: each in its ``--quick`` mode, checked for a well-formed report, never for speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ROOT
+
+EXPECTED = {
+    "ingest": {"path", "events_per_s", "ratio_to_raw"},
+    "latency": {"p50_ms", "p95_ms", "p99_ms", "sent"},
+    "cost": {"journey"},
+    "memory": {"max_cached_workflows", "rss_mib", "journeys_waiting"},
+    "replay": {"histories_per_s", "failures"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{name}.json"
+    result = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["machine"]["cores"] and report["results"]
+    assert all(EXPECTED[name] <= set(row) for row in report["results"] if "note" not in row)
+    if name == "replay":
+        assert report["results"][0]["failures"] == 0
+    if name == "latency":
+        assert report["results"][0]["sent"] == report["results"][0]["events"]

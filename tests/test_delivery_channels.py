@@ -1,0 +1,326 @@
+"""Each channel against a real local stand-in of its provider: the request format, errors, fallback, ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email
+import email.policy
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from aiosmtpd.controller import Controller
+from sqlmodel import Session, select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.channels.webhook_channel import SIGNATURE_HEADER, verify_signature
+from activities.consent import set_consent
+from activities.delivery import DeliveryActivities
+from activities.models import SendMessageInput
+from activities.rendering import TemplateRenderer
+from runtime.settings import DeliverySettings
+from storage import Customer, Delivery, make_engine
+from tests.delivery_fakes import FakeProvider, free_port, provider_server
+
+TEMPLATE = """
+email:
+  subject: "Hello {{ profile.first_name }}"
+  html: "<p>Hello {{ profile.first_name }} at {{ vars.store }}</p>"
+  text: "Hello {{ profile.first_name }} at {{ vars.store }}"
+sms:
+  text: "Your refill is ready at {{ vars.store }}."
+push:
+  title: Refill ready
+  body: "Pick it up at {{ vars.store }}."
+voice:
+  text: "Your refill is ready at {{ vars.store }}."
+locales:
+  es:
+    sms:
+      text: "Su resurtido está listo en {{ vars.store }}."
+"""
+
+LONG_SMS = """
+sms:
+  text: "{{ 'x' * 200 }} \U0001f48a"
+"""
+
+
+@dataclass
+class Rig:
+    tmp_path: Path
+    http: httpx.AsyncClient
+
+    def __post_init__(self) -> None:
+        templates = self.tmp_path / "templates"
+        templates.mkdir(exist_ok=True)
+        (templates / "hello.yaml").write_text(TEMPLATE)
+        (templates / "too_long.yaml").write_text(LONG_SMS)
+        self.engine = make_engine(f"sqlite:///{self.tmp_path / 'd.db'}")
+        self.renderer = TemplateRenderer(templates)
+
+    def customer(self, customer_id: str = "c1", **traits: Any) -> None:
+        traits = {"first_name": "Ana", "email": "ana@example.test", "phone": "+15555550100", **traits}
+        with Session(self.engine) as session:
+            session.add(Customer(id=customer_id, traits=traits))
+            session.commit()
+
+    def activities(self, **settings: Any) -> DeliveryActivities:
+        config = DeliverySettings(
+            quiet_hours_start="00:00",
+            quiet_hours_end="00:00",
+            **settings,
+        )
+        return DeliveryActivities(self.engine, self.renderer, http=self.http, settings=config)
+
+    def ledger(self) -> list[Delivery]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Delivery).order_by(Delivery.id)))  # type: ignore[arg-type]
+
+
+def send_input(channels: list[str], *, key: str = "k1", mode: str = "all", **kw: Any) -> SendMessageInput:
+    return SendMessageInput(
+        idempotency_key=key,
+        journey="j",
+        step="s",
+        customer_id=kw.pop("customer_id", "c1"),
+        channels=channels,
+        mode=mode,  # type: ignore[arg-type]
+        template=kw.pop("template", "hello"),
+        category=kw.pop("category", "transactional"),
+        variables={"vars": {"store": "Smith & Sons"}},
+    )
+
+
+@pytest_asyncio.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with httpx.AsyncClient(timeout=5) as http:
+        r = Rig(tmp_path, http)
+        yield r
+        r.engine.dispose()
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeProvider]:
+    with provider_server() as fake:
+        yield fake
+
+
+async def run(acts: DeliveryActivities, input: SendMessageInput) -> Any:
+    return await ActivityEnvironment().run(acts.send_message, input)
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+async def test_email_over_smtp_reaches_a_real_server_as_html_and_text(rig: Rig) -> None:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        rig.customer()
+        acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
+        result = await run(acts, send_input(["email"]))
+        again = await run(acts, send_input(["email"]))
+    finally:
+        controller.stop()
+    assert result.delivered == ["email"] and again.delivered == ["email"]
+    assert len(inbox.messages) == 1, "a retried send with the same key must not send again"
+    mail_from, rcpt, raw = inbox.messages[0]
+    assert rcpt == ["ana@example.test"] and "journeys@localhost" in mail_from
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == "Hello Ana"
+    assert msg.get_content_type() == "multipart/alternative"
+    html = msg.get_body(("html",))
+    text = msg.get_body(("plain",))
+    assert html is not None and "<p>Hello Ana at Smith &amp; Sons</p>" in html.get_content()
+    assert text is not None and "Hello Ana at Smith & Sons" in text.get_content()
+    assert msg["Message-ID"] == result.outcomes[0].provider_message_id
+    [row] = rig.ledger()
+    assert (row.status, row.provider, row.attempts) == ("sent", "smtp", 1) and row.sent_at is not None
+
+
+async def test_http_email_provider_gets_the_resend_format_and_the_idempotency_key(
+    rig: Rig, provider: FakeProvider
+) -> None:
+    rig.customer()
+    provider.answer = lambda r: (200, {}, {"id": "re_123"})
+    acts = rig.activities(email_provider="http", http_email_url=provider.url, http_email_api_key="re_key")
+    result = await run(acts, send_input(["email"]))
+    assert result.outcomes[0].provider_message_id == "re_123"
+    [request] = provider.requests
+    assert request.path == "/emails"
+    assert request.headers["authorization"] == "Bearer re_key"
+    assert request.headers["idempotency-key"] == "k1#email"
+    body = request.json()
+    assert body["to"] == ["ana@example.test"] and body["subject"] == "Hello Ana"
+    assert "&amp;" in body["html"] and body["text"] == "Hello Ana at Smith & Sons"
+
+
+async def test_twilio_sms_and_voice_with_twiml_say(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer(locale="es-MX")
+    provider.answer = lambda r: (201, {}, {"sid": "SM1" if "Messages" in r.path else "CA1"})
+    acts = rig.activities(
+        sms_provider="twilio",
+        voice_provider="twilio",
+        twilio_url=provider.url,
+        twilio_account_sid="AC123",
+        twilio_auth_token="tok",
+        twilio_from="+15555550999",
+    )
+    result = await run(acts, send_input(["sms", "voice"]))
+    assert [(o.channel, o.provider_message_id) for o in result.outcomes] == [("sms", "SM1"), ("voice", "CA1")]
+    sms, call = provider.requests
+    assert sms.path == "/2010-04-01/Accounts/AC123/Messages.json"
+    assert sms.headers["authorization"].startswith("Basic ")  # AC123:tok
+    assert sms.form() == {
+        "To": "+15555550100",
+        "From": "+15555550999",
+        "Body": "Su resurtido está listo en Smith & Sons.",
+    }
+    assert call.path == "/2010-04-01/Accounts/AC123/Calls.json"
+    form = call.form()
+    assert form["To"] == "+15555550100" and form["From"] == "+15555550999"
+    assert form["Twiml"] == (
+        '<Response><Say voice="alice" language="es-MX">Your refill is ready at Smith &amp; Sons.</Say></Response>'
+    )
+
+
+async def test_fcm_v1_message_shape(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer(push_token="tok-abc")
+    provider.answer = lambda r: (200, {}, {"name": "projects/p1/messages/42"})
+    acts = rig.activities(push_provider="fcm", fcm_url=provider.url, fcm_project_id="p1", fcm_access_token="ya29")
+    result = await run(acts, send_input(["push"]))
+    assert result.outcomes[0].provider_message_id == "projects/p1/messages/42"
+    [request] = provider.requests
+    assert request.path == "/v1/projects/p1/messages:send"
+    assert request.headers["authorization"] == "Bearer ya29"
+    message = request.json()["message"]
+    assert message["token"] == "tok-abc"
+    assert message["notification"] == {"title": "Refill ready", "body": "Pick it up at Smith & Sons."}
+    assert message["data"]["idempotency_key"] == "k1#push"
+    assert all(isinstance(v, str) for v in message["data"].values())
+
+
+async def test_signed_webhook_carries_a_verifiable_hmac_and_the_key(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer()
+    acts = rig.activities(webhook_provider="http", webhook_url=f"{provider.url}/hook", webhook_secret="s3cret")
+    result = await run(acts, send_input(["webhook"]))
+    assert result.delivered == ["webhook"]
+    [request] = provider.requests
+    assert request.path == "/hook" and request.headers["idempotency-key"] == "k1#webhook"
+    signature = request.headers[SIGNATURE_HEADER.lower()]
+    assert verify_signature("s3cret", signature, request.body)
+    assert not verify_signature("wrong", signature, request.body)
+    assert not verify_signature("s3cret", signature, request.body + b" ")
+    body = request.json()
+    assert (body["customer_id"], body["journey"], body["content"]) == ("c1", "j", {"vars": {"store": "Smith & Sons"}})
+
+
+async def test_503_with_retry_after_is_retried_after_that_delay_then_sent_once(
+    rig: Rig, provider: FakeProvider
+) -> None:
+    rig.customer()
+    answers = iter([(503, {"Retry-After": "7"}, {}), (200, {}, {"id": "re_ok"})])
+    provider.answer = lambda r: next(answers)
+    acts = rig.activities(email_provider="http", http_email_url=provider.url)
+    with pytest.raises(ApplicationError) as caught:
+        await run(acts, send_input(["email"]))
+    assert not caught.value.non_retryable
+    assert caught.value.next_retry_delay == timedelta(seconds=7)
+    assert [r.status for r in rig.ledger()] == ["pending"]
+    result = await run(acts, send_input(["email"]))
+    assert result.delivered == ["email"]
+    [row] = rig.ledger()
+    assert (row.status, row.attempts, row.provider_message_id) == ("sent", 2, "re_ok")
+
+
+async def test_timeout_is_retryable(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer()
+    provider.delay_seconds = 1.0
+    async with httpx.AsyncClient(timeout=0.2) as impatient:
+        acts = DeliveryActivities(
+            rig.engine,
+            rig.renderer,
+            http=impatient,
+            settings=DeliverySettings(email_provider="http", http_email_url=provider.url),
+        )
+        with pytest.raises(ApplicationError, match="timed out") as caught:
+            await run(acts, send_input(["email"]))
+    assert not caught.value.non_retryable
+
+
+async def test_first_that_works_falls_back_on_a_permanent_rejection(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer(preferred_channels=["sms", "email"])
+    provider.answer = lambda r: (400, {}, {"code": 21211, "message": "The 'To' number is not a valid phone number."})
+    acts = rig.activities(
+        sms_provider="twilio", twilio_url=provider.url, twilio_account_sid="AC1", twilio_from="+15555550999"
+    )
+    result = await run(acts, send_input(["email", "sms"], mode="first"))
+    assert [(o.channel, o.status) for o in result.outcomes] == [("sms", "failed"), ("email", "sent")]
+    assert "21211" in (result.outcomes[0].reason or "")
+    assert {r.channel: r.status for r in rig.ledger()} == {"sms": "failed", "email": "sent"}
+    # Retried or re-executed, the send is settled: neither channel is tried again.
+    again = await run(acts, send_input(["email", "sms"], mode="first"))
+    assert [(o.channel, o.status) for o in again.outcomes] == [("sms", "failed"), ("email", "sent")]
+    assert len(provider.requests) == 1
+
+
+async def test_first_that_works_skips_unreachable_and_unconsented_channels(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer(preferred_channels=["push", "sms", "email"])  # no device token
+    set_consent(rig.engine, "c1", channel="sms", granted=False, source="sms_stop")
+    acts = rig.activities(push_provider="fcm", fcm_url=provider.url, fcm_project_id="p")
+    result = await run(acts, send_input(["email", "sms", "push"], mode="first"))
+    assert [(o.channel, o.status, o.reason) for o in result.outcomes] == [
+        ("push", "suppressed", "unreachable: no device token"),
+        ("sms", "suppressed", "unconsented: sms/transactional revoked (sms_stop)"),
+        ("email", "sent", None),
+    ]
+    assert provider.requests == []
+
+
+async def test_an_sms_over_the_segment_limit_is_not_sent(rig: Rig) -> None:
+    rig.customer()
+    acts = rig.activities(sms_max_segments=3)
+    result = await run(acts, send_input(["sms"], template="too_long"))
+    [outcome] = result.outcomes
+    assert outcome.status == "failed"
+    assert outcome.reason == "sms too long: 4 segments (UCS-2), at most 3"
+
+
+async def test_concurrent_attempts_of_one_send_deliver_once(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer()
+    provider.delay_seconds = 0.3
+    acts = rig.activities(email_provider="http", http_email_url=provider.url)
+    results = await asyncio.gather(*(run(acts, send_input(["email"])) for _ in range(3)))
+    assert all(r.delivered == ["email"] for r in results)
+    assert len(provider.delivered) == 1
+    assert {r.headers["idempotency-key"] for r in provider.requests} == {"k1#email"}
+
+
+async def test_a_slow_send_heartbeats_when_the_workflow_asks_for_it(rig: Rig, provider: FakeProvider) -> None:
+    """So a worker killed in a slow send is noticed after the heartbeat timeout, not the whole send timeout."""
+    rig.customer()
+    provider.delay_seconds = 0.5
+    acts = rig.activities(email_provider="http", http_email_url=provider.url)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=0.3))
+    beats: list[object] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    result = await env.run(acts.send_message, send_input(["email"]))
+    assert result.delivered == ["email"]
+    assert len(beats) >= 2

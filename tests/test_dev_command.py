@@ -1,0 +1,205 @@
+"""``journeys dev`` as a newcomer runs it: a real process, probed from outside, stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+
+from runtime.connection import DATA_CONVERTER, data_converter
+from runtime.settings import Settings
+from tests.processes import free_port, journeys_env
+from workflows import search_attributes as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "dev-test-key"
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``, from /proc (no psutil needed)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Dev:
+    process: asyncio.subprocess.Process
+    data_dir: Path
+    temporal: str
+    ui: str
+    api: str
+    output: list[str]
+
+
+@pytest_asyncio.fixture
+async def dev_process(tmp_path: Path) -> AsyncIterator[Dev]:
+    ports = [free_port() for _ in range(3)]
+    env = journeys_env()
+    env["JOURNEYS_API_KEYS"] = KEY
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "starter.cli",
+        "dev",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        str(ports[0]),
+        "--ui-port",
+        str(ports[1]),
+        "--api-port",
+        str(ports[2]),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+        while not output or "journeys dev is up" not in output[-1]:
+            line = await asyncio.wait_for(process.stdout.readline(), 90)
+            if not line:
+                raise AssertionError("journeys dev exited while starting:\n" + "".join(output))
+            output.append(line.decode())
+        yield Dev(
+            process,
+            tmp_path / "data",
+            f"127.0.0.1:{ports[0]}",
+            f"http://127.0.0.1:{ports[1]}",
+            f"http://127.0.0.1:{ports[2]}",
+            output,
+        )
+    finally:
+        if process.returncode is None:
+            for pid in descendants(process.pid):
+                os.kill(pid, signal.SIGKILL)
+            process.kill()
+            await process.wait()
+
+
+async def _eventually_listed(client: Client, query: str) -> list[str]:
+    for _ in range(200):  # visibility is eventually consistent
+        found = [w.id async for w in client.list_workflows(query)]
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    return []
+
+
+async def test_dev_brings_everything_up_and_ctrl_c_stops_it_all(dev_process: Dev) -> None:
+    dev = dev_process
+    printed = "".join(dev.output)
+    assert dev.ui in printed and dev.api in printed
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        ui = await http.get(dev.ui)
+        assert ui.status_code == 200
+
+        tracked = await http.post(
+            f"{dev.api}/v1/track",
+            auth=(KEY, ""),
+            json={
+                "messageId": "dev-m-1",
+                "userId": "dev-customer",
+                "event": "prescription_filled",
+                "properties": {
+                    "rx_id": "RX-SECRET-4711",
+                    "days_supply": 30,
+                    "refills_remaining": 1,
+                    "filled_at": "2026-11-01",
+                },
+            },
+        )
+        assert tracked.status_code == 200, tracked.text
+        reached = tracked.json()["journeys"]
+        assert [r["journey"] for r in reached] == ["pharmacy_refill"]
+
+    # The workflow appears, found by its search attributes.
+    plain = await Client.connect(dev.temporal, data_converter=DATA_CONVERTER)
+    found = await _eventually_listed(
+        plain, f"{sa.CUSTOMER_ID.name} = 'dev-customer' AND {sa.JOURNEY_NAME.name} = 'pharmacy_refill'"
+    )
+    assert found == [reached[0]["workflowId"]]
+    handle = plain.get_workflow_handle(found[0])
+    for _ in range(200):
+        described = await handle.describe()
+        if described.typed_search_attributes.get(sa.STEP):
+            break
+        await asyncio.sleep(0.1)
+    assert described.typed_search_attributes.get(sa.STEP) == "wait_for_reminder"
+
+    # journeys dev encrypts payloads with the key it made: the history holds no prescription number in clear,
+    # and a client holding the key reads it back.
+    history = await handle.fetch_history()
+    assert b"RX-SECRET-4711" not in b"".join(e.SerializeToString() for e in history.events)
+    keyed = await Client.connect(
+        dev.temporal, data_converter=data_converter(Settings(codec_key_file=dev.data_dir / "codec.key"))
+    )
+    snapshot = await keyed.get_workflow_handle(found[0]).query("state")
+    assert snapshot["vars"]["rx_id"] == "RX-SECRET-4711"
+
+    children = descendants(dev.process.pid)
+    assert children, "the Temporal dev server runs as a child process"
+    dev.process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(dev.process.wait(), 60) == 0
+    assert not [pid for pid in children if alive(pid)]
+
+
+@pytest.mark.parametrize("flag", ["--port", "--api-port"])
+async def test_dev_says_which_port_is_taken(tmp_path: Path, flag: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = {"--port": free_port(), "--ui-port": free_port(), "--api-port": free_port(), flag: busy}
+        env = journeys_env()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "starter.cli",
+            "dev",
+            "--data-dir",
+            str(tmp_path),
+            *[str(x) for pair in ports.items() for x in pair],
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 1
+    assert str(busy) in err.decode()

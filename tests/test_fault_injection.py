@@ -1,0 +1,324 @@
+"""Fault injection with real processes on loopback: journeys finish, each message once, whatever dies.
+
+A dev server on a SQLite file and ``journeys worker`` processes, all started here. Workers are SIGKILLed at
+random moments (and replaced), the dev server is stopped and started again on the same file mid-run, and a
+backend keeps sending events, retrying with the same event id when the server is away. Afterwards every
+journey has completed, every expected message is in the ledger exactly once and sent, and nothing is pending.
+
+Bounded: a few dozen journeys whose waits are seconds long; each test takes well under two minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from runtime.binaries import find_binary
+from runtime.connection import DATA_CONVERTER
+from runtime.search_attributes import register_search_attributes
+from starter.catalog import load_catalog
+from starter.client import JourneyClient
+from storage import Delivery, make_engine
+from workflows.ids import journey_workflow_id
+from workflows.models import JourneyEvent, JourneySnapshot
+
+pytestmark = pytest.mark.fault
+
+JOURNEY = "chaos_order"
+STEPS = ["confirm", "followup", "thanks"]
+"""The messages every customer must get, once each."""
+
+MAP = f"""\
+name: {JOURNEY}
+version: 1
+description: An order followed to delivery; short waits so a test can run many at once.
+entry:
+  events: [order_placed]
+  reentry: after_end
+steps:
+  - id: confirm
+    send: {{channel: email, template: chaos_note, category: transactional}}
+  - id: pause
+    wait: {{duration: 3s}}
+  - id: followup
+    send: {{channel: email, template: chaos_note, category: transactional}}
+  - id: await_delivery
+    wait_for: {{events: [order_delivered], timeout: 1h, on_timeout: end}}
+  - id: thanks
+    send: {{channel: email, template: chaos_note, category: transactional}}
+"""
+
+TEMPLATE = """\
+email:
+  subject: About your order
+  text: "Order news."
+  html: "<p>Order news.</p>"
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DevServer:
+    """``temporal server start-dev`` on a SQLite file, stoppable and restartable on the same file and port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port, self.http_port, self.metrics_port = _free_port(), _free_port(), _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with (self.folder / "temporal.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    find_binary("temporal"),
+                    "server",
+                    "start-dev",
+                    "--headless",
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--http-port",
+                    str(self.http_port),
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    "--db-filename",
+                    str(self.folder / "temporal.db"),
+                    "--sqlite-pragma",
+                    "journal_mode=wal",
+                    "--sqlite-pragma",
+                    "synchronous=normal",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    async def client(self) -> Client:
+        for _ in range(300):
+            try:
+                client = await Client.connect(self.address, data_converter=DATA_CONVERTER)
+                await client.count_workflows()
+                return client
+            except (RPCError, RuntimeError):
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"the dev server at {self.address} did not come up; see {self.folder}/temporal.log")
+
+
+class Workers:
+    """``journeys worker`` processes on one task queue, as deployed: configuration from the environment."""
+
+    def __init__(self, folder: Path, address: str, task_queue: str, database_url: str) -> None:
+        self.folder = folder
+        self.env = {
+            **os.environ,
+            "JOURNEYS_TEMPORAL_ADDRESS": address,
+            "JOURNEYS_TASK_QUEUE": task_queue,
+            "JOURNEYS_DATA_DIR": str(folder),
+            "JOURNEYS_DATABASE_URL": database_url,
+            "JOURNEYS_JOURNEYS_DIR": str(folder / "journeys"),
+            "JOURNEYS_WORKER_SHUTDOWN_SECONDS": "1",
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.killed = 0
+
+    def start(self) -> subprocess.Popen[bytes]:
+        with (self.folder / "workers.log").open("ab") as log:
+            process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "journeys"), "worker"], env=self.env, stdout=log, stderr=log
+            )
+        self.processes.append(process)
+        return process
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.processes if p.poll() is None]
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+            self.killed += 1
+
+    async def supervise(self, count: int) -> None:
+        """Keep ``count`` workers running, as systemd or Kubernetes would: one that exits is started again
+        (a worker started while the server is away exits when it cannot connect)."""
+        while True:
+            while len(self.alive()) < count:
+                self.start()
+            await asyncio.sleep(0.5)
+
+    def stop_all(self) -> None:
+        for process in self.alive():
+            process.kill()
+            process.wait(10)
+
+
+@asynccontextmanager
+async def system(tmp_path: Path, database_url: str, workers: int) -> AsyncIterator[tuple[DevServer, Workers, Client]]:
+    (tmp_path / "journeys" / "templates").mkdir(parents=True)
+    (tmp_path / "journeys" / f"{JOURNEY}.yaml").write_text(MAP)
+    (tmp_path / "journeys" / "templates" / "chaos_note.yaml").write_text(TEMPLATE)
+    server = DevServer(tmp_path)
+    server.start()
+    pool: Workers | None = None
+    try:
+        client = await server.client()
+        await register_search_attributes(client)
+        pool = Workers(tmp_path, server.address, f"fault-{uuid.uuid4().hex[:8]}", database_url)
+        for _ in range(workers):
+            pool.start()
+        yield server, pool, client
+    finally:
+        if pool is not None:
+            pool.stop_all()
+        server.stop()
+
+
+async def _send_until_accepted(journeys: JourneyClient, customer: str, event: JourneyEvent) -> None:
+    """What a backend does: retry the same event (same id) until Temporal has it."""
+    for _ in range(600):
+        try:
+            routed = await journeys.send_event(customer, event)
+            if all(r.action in ("started_or_signalled", "signalled") for r in routed):
+                return
+        except RPCError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"event {event.type} of {customer} was never accepted")
+
+
+async def _waiting_for_delivery(journeys: JourneyClient, customer: str) -> None:
+    """Until the journey waits for ``order_delivered`` (an event it is not waiting for is dropped, by design)."""
+    handle = journeys.temporal.get_workflow_handle(journey_workflow_id(JOURNEY, customer))
+    for _ in range(1200):
+        try:
+            state = await handle.query("state", result_type=JourneySnapshot, rpc_timeout=timedelta(seconds=5))
+            if state.step == "await_delivery":
+                return
+        except (RPCError, WorkflowQueryFailedError):
+            pass  # no worker alive this instant, or the server is away
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"the journey of {customer} never reached await_delivery")
+
+
+async def _customer(journeys: JourneyClient, customer: str, rng: random.Random) -> None:
+    await _send_until_accepted(journeys, customer, JourneyEvent(id=uuid.uuid4().hex, type="order_placed"))
+    await _waiting_for_delivery(journeys, customer)
+    await asyncio.sleep(rng.uniform(0, 2))
+    delivered = JourneyEvent(id=uuid.uuid4().hex, type="order_delivered")
+    await _send_until_accepted(journeys, customer, delivered)
+    if rng.random() < 0.3:  # a backend that retries a delivered event anyway: it must have no effect
+        await _send_until_accepted(journeys, customer, delivered)
+
+
+async def _all_completed(client: Client, customers: list[str], timeout: float) -> list[str]:
+    """The customers whose journey has not completed within ``timeout`` seconds (empty when all have)."""
+    pending = list(customers)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while pending and asyncio.get_running_loop().time() < deadline:
+        still = []
+        for customer in pending:
+            try:
+                described = await client.get_workflow_handle(journey_workflow_id(JOURNEY, customer)).describe()
+                if described.status != WorkflowExecutionStatus.COMPLETED:
+                    still.append(customer)
+            except RPCError:
+                still.append(customer)
+        pending = still
+        if pending:
+            await asyncio.sleep(1)
+    return pending
+
+
+def _assert_each_message_once(database_url: str, customers: list[str]) -> None:
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        rows = list(session.exec(select(Delivery).where(Delivery.journey == JOURNEY)))
+    engine.dispose()
+    per_message = Counter((r.customer_id, r.step) for r in rows)
+    expected = {(c, step) for c in customers for step in STEPS}
+    assert set(per_message) == expected, f"missing: {sorted(expected - set(per_message))[:5]}"
+    assert [key for key, n in per_message.items() if n != 1] == []
+    assert Counter(r.status for r in rows) == Counter({"sent": len(expected)})
+
+
+async def test_workers_killed_at_random_and_server_restarted_lose_and_repeat_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    rng = random.Random(6)
+    customers = [f"chaos-{i}" for i in range(30)]
+    async with system(tmp_path, database_url, workers=2) as (server, workers, client):
+        journeys = JourneyClient(
+            client, load_catalog(tmp_path / "journeys"), task_queue=workers.env["JOURNEYS_TASK_QUEUE"]
+        )
+        backend = asyncio.gather(*(_customer(journeys, c, rng) for c in customers))
+        supervisor = asyncio.create_task(workers.supervise(2))
+        loop = asyncio.get_running_loop()
+        chaos_ends = loop.time() + 20
+        restarted = False
+        try:
+            while loop.time() < chaos_ends:
+                await asyncio.sleep(rng.uniform(0.5, 2.5))
+                alive = workers.alive()
+                if alive:
+                    workers.kill(rng.choice(alive))
+                if not restarted and loop.time() > chaos_ends - 12:
+                    server.stop()
+                    await asyncio.sleep(2)
+                    server.start()
+                    restarted = True
+            await backend
+            assert restarted and workers.killed >= 5
+            # A killed activity is retried after its start-to-close timeout (30 s): allow for a few of those.
+            assert await _all_completed(client, customers, timeout=150) == []
+        finally:
+            supervisor.cancel()
+    _assert_each_message_once(database_url, customers)
+
+
+async def test_one_of_three_workers_dies_and_the_others_finish_its_journeys(tmp_path: Path, database_url: str) -> None:
+    rng = random.Random(7)
+    customers = [f"trio-{i}" for i in range(30)]
+    async with system(tmp_path, database_url, workers=3) as (_server, workers, client):
+        journeys = JourneyClient(
+            client, load_catalog(tmp_path / "journeys"), task_queue=workers.env["JOURNEYS_TASK_QUEUE"]
+        )
+        backend = asyncio.gather(*(_customer(journeys, c, rng) for c in customers))
+        await asyncio.sleep(4)  # journeys are spread over the three workers' caches by now
+        workers.kill(workers.alive()[0])
+        await backend
+        assert len(workers.alive()) == 2
+        assert await _all_completed(client, customers, timeout=150) == []
+    _assert_each_message_once(database_url, customers)

@@ -1,0 +1,89 @@
+"""What journeys rely on from the database, on SQLite and on PostgreSQL alike.
+
+Every test here takes the ``database_url`` fixture: ``scripts/test`` runs them on a SQLite file, then again on
+a throwaway PostgreSQL server (``scripts/postgres``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import Session, select
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.delivery import DeliveryActivities
+from activities.models import SendMessageInput
+from activities.rendering import TemplateRenderer
+from storage import Customer, Delivery, make_engine
+from tests.harness import ROOT, running_journeys
+
+
+def test_profile_traits_round_trip_with_nested_and_non_ascii_values(database_url: str) -> None:
+    engine = make_engine(database_url)
+    traits = {"first_name": "Zoë", "city": "München", "tags": ["vip", "生日"], "points": 12.5, "nested": {"a": [1]}}
+    with Session(engine) as session:
+        session.add(Customer(id="c-1", traits=traits))
+        session.commit()
+    with Session(engine) as session:
+        customer = session.get(Customer, "c-1")
+        assert customer is not None
+        assert customer.traits == traits
+    engine.dispose()
+
+
+def test_make_engine_on_an_existing_database_keeps_its_rows(database_url: str) -> None:
+    """A worker restarting against the same database finds what was recorded before (create_all is a no-op)."""
+    first = make_engine(database_url)
+    with Session(first) as session:
+        session.add(Customer(id="c-2", traits={"locale": "en"}))
+        session.commit()
+    first.dispose()
+    second = make_engine(database_url)
+    with Session(second) as session:
+        assert [c.id for c in session.exec(select(Customer))] == ["c-2"]
+    second.dispose()
+
+
+async def test_racing_attempts_of_one_send_record_it_once(database_url: str) -> None:
+    """Retries of the same send (same business key) arriving at once leave one ledger row per channel, sent."""
+    engine = make_engine(database_url)
+    delivery = DeliveryActivities(engine, TemplateRenderer(ROOT / "journeys" / "templates"))
+    send = SendMessageInput(
+        idempotency_key="pharmacy_refill/c-3/rx-9/1/notify_ready/0",
+        journey="pharmacy_refill",
+        step="notify_ready",
+        customer_id="c-3",
+        channels=["push"],
+        template="refill_ready",
+        category="transactional",
+        variables={"vars": {"store_name": "Elm St"}},
+    )
+    env = ActivityEnvironment()
+    results = await asyncio.gather(*(env.run(delivery.send_message, send) for _ in range(8)))
+    assert all(r.delivered == ["push"] for r in results)
+    with Session(engine) as session:
+        rows = list(session.exec(select(Delivery)))
+    assert [(r.channel, r.status) for r in rows] == [("push", "sent")]
+    assert "Elm St" in rows[0].content["body"]
+    engine.dispose()
+
+
+async def test_pharmacy_reminder_lands_in_the_configured_database(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
+        assert j.engine.url.render_as_string(hide_password=False) == database_url
+        j.add_customer("c-4", first_name="Ana", timezone="America/Chicago")
+        now = await time_env.get_current_time()
+        await j.send(
+            "c-4", "prescription_filled", rx_id="rx-4", days_supply=30, refills_remaining=0, filled_at=now.isoformat()
+        )
+        await j.settled("pharmacy_refill", "c-4", "rx-4")
+        await time_env.sleep(timedelta(days=28))
+        await j.settled("pharmacy_refill", "c-4", "rx-4", until=lambda s: s.step == "await_order")
+        assert sorted((d.step, d.channel, d.status) for d in j.outbox("c-4")) == [
+            ("remind_refill", "email", "sent"),
+            ("remind_refill", "push", "sent"),
+        ]
