@@ -180,6 +180,9 @@ class DeliveryActivities:
                 input.category,
                 promotional_requires_opt_in=s.promotional_requires_opt_in,
             )
+            if refusal is None and input.category == "promotional" and profile.traits.get("promotional_paused"):
+                # The brand's own word (the lifecycle pauses promotions for a lost customer), not the customer's.
+                refusal = "paused: promotional messages paused for this customer"
             address = profile.address(channel)
             if address is None and provider is not None and provider.name == "outbox":
                 address = None if s.outbox_requires_address else f"customer:{input.customer_id}"

@@ -20,9 +20,7 @@ class WebhookActivities:
                 input.method, input.url, json=input.body, headers={"Idempotency-Key": input.idempotency_key}
             )
         except httpx.HTTPError as exc:
-            raise ApplicationError(
-                f"webhook unreachable: {type(exc).__name__}", type="WebhookUnreachable"
-            ) from exc
+            raise ApplicationError(f"webhook unreachable: {type(exc).__name__}", type="WebhookUnreachable") from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise ApplicationError(f"webhook answered {response.status_code}", type="WebhookRetryable")
         if response.status_code >= 400:

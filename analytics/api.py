@@ -1,11 +1,13 @@
-"""The report over HTTP, for the event API to mount: ``app.include_router(report_router(...))``."""
+"""The report over HTTP, for the event API to mount: ``app.include_router(report_router(context))``."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
@@ -16,26 +18,34 @@ from analytics.report import Report, build_report
 from journeymap import JourneyMap
 
 
-def report_router(
-    engine: Engine, catalog: dict[str, JourneyMap], *, client: Client | None = None, dependencies: Any = None
-) -> APIRouter:
+@dataclass(frozen=True)
+class ReportContext:
+    """What a report reads; the app provides it per request (its database and catalog exist only once it runs)."""
+
+    engine: Engine
+    catalog: dict[str, JourneyMap]
+    client: Client | None = None
+
+
+def report_router(context: Callable[..., ReportContext], *, dependencies: Any = None) -> APIRouter:
     """``GET /v1/report`` (JSON) and ``GET /v1/report.html``; ``?refresh=true`` asks the journeys first.
 
-    ``dependencies`` are the API's own (its API-key check), so the report is behind the same door.
+    ``context`` is a FastAPI dependency giving the :class:`ReportContext`; ``dependencies`` are the API's own
+    (its API-key check), so the report is behind the same door.
     """
     router = APIRouter(tags=["analytics"], dependencies=dependencies or [])
 
-    async def _report(refresh: bool) -> Report:
-        if refresh and client is not None:
-            await refresh_runs(client, engine, catalog)
-        return await asyncio.to_thread(build_report, engine, catalog)
+    async def _report(refresh: bool, ctx: ReportContext) -> Report:
+        if refresh and ctx.client is not None:
+            await refresh_runs(ctx.client, ctx.engine, ctx.catalog)
+        return await asyncio.to_thread(build_report, ctx.engine, ctx.catalog)
 
     @router.get("/v1/report", response_model=Report)
-    async def report_json(refresh: bool = False) -> Report:
-        return await _report(refresh)
+    async def report_json(refresh: bool = False, ctx: ReportContext = Depends(context)) -> Report:  # noqa: B008
+        return await _report(refresh, ctx)
 
     @router.get("/v1/report.html", response_class=HTMLResponse)
-    async def report_html(refresh: bool = False) -> HTMLResponse:
-        return HTMLResponse(render_html(await _report(refresh)))
+    async def report_html(refresh: bool = False, ctx: ReportContext = Depends(context)) -> HTMLResponse:  # noqa: B008
+        return HTMLResponse(render_html(await _report(refresh, ctx)))
 
     return router

@@ -37,7 +37,7 @@ OFFER_CODES = ("WELCOME10", "COMEBACK15")
 
 
 class SimulationConfig(BaseModel):
-    customers: int = Field(default=2000, ge=1, le=200_000)
+    customers: int = Field(default=1000, ge=1, le=200_000)
     days: int = Field(default=365, ge=1, le=3650)
     seed: int = 7
     concurrency: int = Field(default=32, ge=1, le=512)

@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-_COMPACT = re.compile(
-    r"^(?P<sign>-)?(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$"
-)
+_COMPACT = re.compile(r"^(?P<sign>-)?(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 _ISO = re.compile(
     r"^(?P<sign>-)?P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$"
 )
@@ -24,13 +22,9 @@ def parse_duration(text: str) -> timedelta:
     cleaned = text.strip().replace(" ", "")
     match = _COMPACT.match(cleaned) or _ISO.match(cleaned.upper())
     if not cleaned or match is None or not any(match.group(k) for k in "wdhms"):
-        raise ValueError(
-            f"{text!r} is not a duration; write e.g. '3d', '2h30m', '1w', '90s' or ISO 8601 'P3DT4H'"
-        )
+        raise ValueError(f"{text!r} is not a duration; write e.g. '3d', '2h30m', '1w', '90s' or ISO 8601 'P3DT4H'")
     parts = {k: int(match.group(k) or 0) for k in "wdhms"}
-    value = timedelta(
-        weeks=parts["w"], days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"]
-    )
+    value = timedelta(weeks=parts["w"], days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
     if match.group("sign"):
         value = -value
     if abs(value) > MAX_DURATION:

@@ -36,9 +36,7 @@ def format_location(loc: tuple[int | str, ...]) -> str:
 def parse_map(data: Any, *, source: str, templates_dir: Path | None = None) -> JourneyMap:
     """Validate already-parsed YAML; raises :class:`MapValidationError` with every problem."""
     if not isinstance(data, dict):
-        raise MapValidationError(
-            [MapError(source, "", "a journey map is a YAML mapping (name, entry, steps, ...)")]
-        )
+        raise MapValidationError([MapError(source, "", "a journey map is a YAML mapping (name, entry, steps, ...)")])
     try:
         journey = JourneyMap.model_validate(data)
     except ValidationError as exc:

@@ -22,9 +22,7 @@ async def register_search_attributes(client: Client, *, check_existing: bool = T
         )
         known = set(existing.custom_attributes) | set(existing.system_attributes)
     missing = {
-        key.name: IndexedValueType.ValueType(_indexed(key.indexed_value_type))
-        for key in ALL
-        if key.name not in known
+        key.name: IndexedValueType.ValueType(_indexed(key.indexed_value_type)) for key in ALL if key.name not in known
     }
     if missing:
         await client.operator_service.add_search_attributes(

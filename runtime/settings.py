@@ -36,6 +36,8 @@ class DeliverySettings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 20.0
+    http_timeout_seconds: float = 20.0
+    """How long a worker waits for an HTTP provider (email API, Twilio, FCM, webhooks) before retrying later."""
     http_email_url: str = "https://api.resend.com"
     http_email_api_key: str | None = None
     twilio_url: str = "https://api.twilio.com"

@@ -18,9 +18,7 @@ def load_catalog(journeys_dir: Path) -> dict[str, JourneyMap]:
             errors += exc.errors
             continue
         if journey.name in maps:
-            errors.append(
-                MapError(path.name, "name", f"journey name {journey.name!r} is used by another map")
-            )
+            errors.append(MapError(path.name, "name", f"journey name {journey.name!r} is used by another map"))
         maps[journey.name] = journey
     if errors:
         raise MapValidationError(errors)

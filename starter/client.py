@@ -65,6 +65,10 @@ class JourneyClient:
         )
 
     @property
+    def catalog(self) -> dict[str, JourneyMap]:
+        return self._catalog
+
+    @property
     def temporal(self) -> Client:
         return self._client
 

@@ -178,6 +178,17 @@ async def test_promotional_opt_in_can_be_required(make_rig: Callable[..., Rig]) 
     assert (await rig.send(["email"], "promotional", key="2")).delivered == ["email"]
 
 
+async def test_a_paused_customer_gets_no_promotions_but_still_transactional(make_rig: Callable[..., Rig]) -> None:
+    """The lifecycle pauses promotions for a lost customer: suppressed with the reason, not silently dropped."""
+    rig = make_rig(now=utc(2026, 3, 8, 16))
+    rig.customer(promotional_paused=True)
+    promo = await rig.send(["email"], "promotional", key="1")
+    assert [(o.status, o.reason) for o in promo.outcomes] == [
+        ("suppressed", "paused: promotional messages paused for this customer")
+    ]
+    assert (await rig.send(["email"], "transactional", key="2")).delivered == ["email"]
+
+
 def test_twilio_status_callbacks_parse_and_verify() -> None:
     # The published example of Twilio's request validation (TwilioDevEd/api-snippets).
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"

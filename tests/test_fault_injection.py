@@ -2,8 +2,11 @@
 
 A dev server on a SQLite file and ``journeys worker`` processes, all started here. Workers are SIGKILLed at
 random moments (and replaced), the dev server is stopped and started again on the same file mid-run, and a
-backend keeps sending events, retrying with the same event id when the server is away. Afterwards every
-journey has completed, every expected message is in the ledger exactly once and sent, and nothing is pending.
+backend keeps sending events, retrying with the same event id when the server is away. In the random-kill run
+the messages go to a real local HTTP provider (the signed webhook channel) that answers 503 with and without
+Retry-After, then hangs past the workers' HTTP timeout, for a while, then recovers. Afterwards every journey has
+completed, every expected message is in the ledger exactly once and sent, nothing is pending, and the provider
+took each message exactly once, under the one idempotency key the ledger holds for it.
 
 Bounded: a few dozen journeys whose waits are seconds long; each test takes well under two minutes.
 """
@@ -17,9 +20,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -29,12 +34,14 @@ from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from activities.channels.webhook_channel import SIGNATURE_HEADER, verify_signature
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from storage import Delivery, make_engine
+from tests.delivery_fakes import Answer, FakeProvider, Request, provider_server
 from workflows.ids import journey_workflow_id
 from workflows.models import JourneyEvent, JourneySnapshot
 
@@ -44,7 +51,14 @@ JOURNEY = "chaos_order"
 STEPS = ["confirm", "followup", "thanks"]
 """The messages every customer must get, once each."""
 
-MAP = f"""\
+WEBHOOK_SECRET = "fault-injection-secret"
+HTTP_TIMEOUT_SECONDS = 1.0
+"""The workers' HTTP client timeout in the provider-outage run; the provider's hang is longer."""
+HANG_SECONDS = 3.0
+
+
+def _map(channel: str) -> str:
+    return f"""\
 name: {JOURNEY}
 version: 1
 description: An order followed to delivery; short waits so a test can run many at once.
@@ -53,16 +67,17 @@ entry:
   reentry: after_end
 steps:
   - id: confirm
-    send: {{channel: email, template: chaos_note, category: transactional}}
+    send: {{channel: {channel}, template: chaos_note, category: transactional}}
   - id: pause
     wait: {{duration: 3s}}
   - id: followup
-    send: {{channel: email, template: chaos_note, category: transactional}}
+    send: {{channel: {channel}, template: chaos_note, category: transactional}}
   - id: await_delivery
     wait_for: {{events: [order_delivered], timeout: 1h, on_timeout: end}}
   - id: thanks
-    send: {{channel: email, template: chaos_note, category: transactional}}
+    send: {{channel: {channel}, template: chaos_note, category: transactional}}
 """
+
 
 TEMPLATE = """\
 email:
@@ -140,7 +155,9 @@ class DevServer:
 class Workers:
     """``journeys worker`` processes on one task queue, as deployed: configuration from the environment."""
 
-    def __init__(self, folder: Path, address: str, task_queue: str, database_url: str) -> None:
+    def __init__(
+        self, folder: Path, address: str, task_queue: str, database_url: str, extra_env: dict[str, str]
+    ) -> None:
         self.folder = folder
         self.env = {
             **os.environ,
@@ -150,6 +167,7 @@ class Workers:
             "JOURNEYS_DATABASE_URL": database_url,
             "JOURNEYS_JOURNEYS_DIR": str(folder / "journeys"),
             "JOURNEYS_WORKER_SHUTDOWN_SECONDS": "1",
+            **extra_env,
         }
         self.processes: list[subprocess.Popen[bytes]] = []
         self.killed = 0
@@ -186,9 +204,11 @@ class Workers:
 
 
 @asynccontextmanager
-async def system(tmp_path: Path, database_url: str, workers: int) -> AsyncIterator[tuple[DevServer, Workers, Client]]:
+async def system(
+    tmp_path: Path, database_url: str, workers: int, *, channel: str = "email", extra_env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[DevServer, Workers, Client]]:
     (tmp_path / "journeys" / "templates").mkdir(parents=True)
-    (tmp_path / "journeys" / f"{JOURNEY}.yaml").write_text(MAP)
+    (tmp_path / "journeys" / f"{JOURNEY}.yaml").write_text(_map(channel))
     (tmp_path / "journeys" / "templates" / "chaos_note.yaml").write_text(TEMPLATE)
     server = DevServer(tmp_path)
     server.start()
@@ -196,7 +216,7 @@ async def system(tmp_path: Path, database_url: str, workers: int) -> AsyncIterat
     try:
         client = await server.client()
         await register_search_attributes(client)
-        pool = Workers(tmp_path, server.address, f"fault-{uuid.uuid4().hex[:8]}", database_url)
+        pool = Workers(tmp_path, server.address, f"fault-{uuid.uuid4().hex[:8]}", database_url, extra_env or {})
         for _ in range(workers):
             pool.start()
         yield server, pool, client
@@ -204,6 +224,57 @@ async def system(tmp_path: Path, database_url: str, workers: int) -> AsyncIterat
         if pool is not None:
             pool.stop_all()
         server.stop()
+
+
+class Outage:
+    """A provider's bad spell, as real ones have them: every request gets the current phase's answer.
+
+    The phases: 503 with ``Retry-After`` (the delivery activity asks Temporal to retry after that long), 503
+    without (Temporal's backoff), and a hang longer than the workers' HTTP timeout after which the provider
+    takes the message anyway, so the worker's retry must not make it arrive twice. ``None`` is healthy.
+    """
+
+    PHASES = ("503 retry-after", "503", "hang")
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.answered: Counter[str] = Counter()
+        self.bad_signatures = 0
+        self._lock = threading.Lock()
+
+    def answer(self, request: Request) -> Answer:
+        """Runs in the provider server's request thread."""
+        signature = request.headers.get(SIGNATURE_HEADER.lower(), "")
+        phase = self.phase
+        with self._lock:
+            self.answered[phase or "healthy"] += 1
+            if not verify_signature(WEBHOOK_SECRET, signature, request.body):
+                self.bad_signatures += 1
+                return 400, {}, {"error": "bad signature"}
+        if phase == "503 retry-after":
+            return 503, {"Retry-After": "1"}, {"error": "overloaded"}
+        if phase == "503":
+            return 503, {}, {"error": "unavailable"}
+        if phase == "hang":
+            time.sleep(HANG_SECONDS)
+        return 200, {"X-Message-Id": f"wh-{uuid.uuid4().hex}"}, {"received": True}
+
+    async def run(self, provider: FakeProvider) -> None:
+        """From the first message on, each phase in turn for at least 3 s and until it has answered 3 requests
+        (at most 30 s: retries keep coming, only slower), then healthy again."""
+        await _until(lambda: bool(provider.requests), timeout=120)
+        loop = asyncio.get_running_loop()
+        for phase in self.PHASES:
+            self.phase = phase
+            ends = loop.time() + 3
+            await _until(lambda p=phase, e=ends: self.answered[p] >= 3 and loop.time() >= e, timeout=30)  # type: ignore[misc]
+        self.phase = None
+
+
+async def _until(condition: Callable[[], bool], *, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
 
 
 async def _send_until_accepted(journeys: JourneyClient, customer: str, event: JourneyEvent) -> None:
@@ -274,38 +345,73 @@ def _assert_each_message_once(database_url: str, customers: list[str]) -> None:
     assert Counter(r.status for r in rows) == Counter({"sent": len(expected)})
 
 
-async def test_workers_killed_at_random_and_server_restarted_lose_and_repeat_nothing(
+def _assert_provider_took_each_once(
+    provider: FakeProvider, outage: Outage, database_url: str, customers: list[str]
+) -> None:
+    """Counted at the provider: each (customer, step) delivered once, under the ledger's key for it."""
+    assert all(outage.answered[phase] > 0 for phase in Outage.PHASES), f"no outage seen: {dict(outage.answered)}"
+    assert outage.bad_signatures == 0
+    per_message = Counter((r.json()["customer_id"], r.json()["step"]) for r in provider.delivered)
+    expected = {(c, step) for c in customers for step in STEPS}
+    assert set(per_message) == expected, f"never delivered: {sorted(expected - set(per_message))[:5]}"
+    assert [key for key, n in per_message.items() if n != 1] == []
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        ledger = {r.delivery_key for r in session.exec(select(Delivery).where(Delivery.journey == JOURNEY))}
+    engine.dispose()
+    assert {r.headers["idempotency-key"] for r in provider.delivered} == ledger
+
+
+async def test_workers_killed_at_random_server_restarted_and_provider_down_lose_and_repeat_nothing(
     tmp_path: Path, database_url: str
 ) -> None:
     rng = random.Random(6)
     customers = [f"chaos-{i}" for i in range(30)]
-    async with system(tmp_path, database_url, workers=2) as (server, workers, client):
-        journeys = JourneyClient(
-            client, load_catalog(tmp_path / "journeys"), task_queue=workers.env["JOURNEYS_TASK_QUEUE"]
-        )
-        backend = asyncio.gather(*(_customer(journeys, c, rng) for c in customers))
-        supervisor = asyncio.create_task(workers.supervise(2))
-        loop = asyncio.get_running_loop()
-        chaos_ends = loop.time() + 20
-        restarted = False
-        try:
-            while loop.time() < chaos_ends:
-                await asyncio.sleep(rng.uniform(0.5, 2.5))
-                alive = workers.alive()
-                if alive:
-                    workers.kill(rng.choice(alive))
-                if not restarted and loop.time() > chaos_ends - 12:
-                    server.stop()
-                    await asyncio.sleep(2)
-                    server.start()
-                    restarted = True
-            await backend
-            assert restarted and workers.killed >= 5
-            # A killed activity is retried after its start-to-close timeout (30 s): allow for a few of those.
-            assert await _all_completed(client, customers, timeout=150) == []
-        finally:
-            supervisor.cancel()
+    outage = Outage()
+    with provider_server() as provider:
+        provider.answer = outage.answer
+        env = {
+            "JOURNEYS_WEBHOOK_PROVIDER": "http",
+            "JOURNEYS_WEBHOOK_URL": f"{provider.url}/hooks/journeys",
+            "JOURNEYS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "JOURNEYS_HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS),
+        }
+        async with system(tmp_path, database_url, workers=2, channel="webhook", extra_env=env) as (
+            server,
+            workers,
+            client,
+        ):
+            journeys = JourneyClient(
+                client, load_catalog(tmp_path / "journeys"), task_queue=workers.env["JOURNEYS_TASK_QUEUE"]
+            )
+            backend = asyncio.gather(*(_customer(journeys, c, rng) for c in customers))
+            supervisor = asyncio.create_task(workers.supervise(2))
+            faults = asyncio.create_task(outage.run(provider))
+            loop = asyncio.get_running_loop()
+            chaos_ends = loop.time() + 20
+            restarted = False
+            try:
+                while loop.time() < chaos_ends:
+                    await asyncio.sleep(rng.uniform(0.5, 2.5))
+                    alive = workers.alive()
+                    if alive:
+                        workers.kill(rng.choice(alive))
+                    if not restarted and loop.time() > chaos_ends - 12:
+                        server.stop()
+                        await asyncio.sleep(2)
+                        server.start()
+                        restarted = True
+                await backend
+                await faults
+                assert restarted and workers.killed >= 5
+                # A send killed mid-flight is retried after its heartbeat timeout (15 s), one that met the
+                # outage after Temporal's backoff: allow for a few of those.
+                assert await _all_completed(client, customers, timeout=150) == []
+            finally:
+                supervisor.cancel()
+                faults.cancel()
     _assert_each_message_once(database_url, customers)
+    _assert_provider_took_each_once(provider, outage, database_url, customers)
 
 
 async def test_one_of_three_workers_dies_and_the_others_finish_its_journeys(tmp_path: Path, database_url: str) -> None:

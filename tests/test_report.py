@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from analytics import build_report, newcombe_interval, record_event, refresh_runs, render_html, wilson_interval
-from analytics.api import report_router
+from analytics.api import ReportContext, report_router
 from analytics.report import Report
 from starter import cli
 from starter.catalog import load_catalog
@@ -249,7 +249,8 @@ async def test_report_router_serves_json_and_the_page(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'journeys.db'}")
     record_event(engine, "c1", JourneyEvent(id="e1", type="signed_up"))
     app = FastAPI()
-    app.include_router(report_router(engine, load_catalog(ROOT / "journeys")))
+    context = ReportContext(engine, load_catalog(ROOT / "journeys"))
+    app.include_router(report_router(lambda: context))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://journeys") as http:
         data = (await http.get("/v1/report")).json()
         page = await http.get("/v1/report.html")

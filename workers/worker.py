@@ -37,7 +37,7 @@ async def journey_worker(
     client: Client, settings: Settings, engine: Engine, *, task_queue: str | None = None
 ) -> AsyncIterator[Worker]:
     """A worker for ``task_queue`` (the configured one by default), running until the context exits."""
-    async with httpx.AsyncClient(timeout=httpx.Timeout(20.0)) as http:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
         delivery = DeliveryActivities(
             engine, TemplateRenderer(settings.templates_dir), http=http, settings=settings.delivery
         )

@@ -199,8 +199,7 @@ class JourneyWorkflow:
             self._upsert(wait_until=state.ended_at + reentry.cooldown)
             await self._sleep_until(state.ended_at + reentry.cooldown, "cooldown before re-entry", absorb=True)
             state.status = status
-            state.inbox.clear()
-            return
+            # A trigger that came in with the cooldown's end (same workflow task) is after it: it re-enters below.
         # after_end: a trigger that arrived before this run could close starts the next entry.
         pending = [e for e in state.inbox if e.type in self._map.entry.events]
         if pending:

@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -34,11 +35,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from google.protobuf import json_format
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from temporalio.api.common.v1 import Payloads
 
+from analytics.api import ReportContext, report_router
+from analytics.events import record_event
 from runtime.codec import CodecError
 from runtime.connection import connect
 from runtime.settings import Settings
@@ -57,7 +61,7 @@ from starter.api.services import ApiServices, get_services
 from starter.api.webhooks import webhook_router
 from starter.client import JourneyClient
 from storage import make_engine
-from storage.tables import ProcessedMessage
+from storage.tables import CustomerIdentity, Event, ProcessedMessage
 from workflows.models import JourneyEvent
 
 log = logging.getLogger("journeys.api")
@@ -224,7 +228,9 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
             return decoded.partition(":")[0]
         return None
 
-    def authenticated(
+    # The dependencies are ``async def`` though they never await: FastAPI runs a plain ``def`` dependency in its
+    # thread pool, a hop per request each for nothing.
+    async def authenticated(
         request: Request,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         _basic: Annotated[HTTPBasicCredentials | None, Depends(basic)],
@@ -235,7 +241,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
                 status.HTTP_401_UNAUTHORIZED, "missing or unknown API key", headers={"WWW-Authenticate": "Basic"}
             )
 
-    def codec_access(
+    async def codec_access(
         request: Request,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
@@ -244,7 +250,10 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         if not _valid(_presented(request)):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown API key")
 
-    Services = Annotated[ApiServices, Depends(get_services)]
+    async def services_of(request: Request) -> ApiServices:
+        return get_services(request)
+
+    Services = Annotated[ApiServices, Depends(services_of)]
     Auth = Depends(authenticated)
 
     @app.exception_handler(RequestValidationError)
@@ -258,20 +267,14 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def _handle(services: ApiServices, message: TrackMessage | IdentifyMessage) -> MessageResult:
+        # The database work is two thread hops, one before Temporal and one after: each hop costs a context
+        # switch and a wait for a pool thread, which at a few hundred requests a second is most of the API's cost.
         message_id = message.message_id or uuid.uuid4().hex
-        if message.message_id is not None:
-            first = await asyncio.to_thread(_processed, services.engine, message_id)
-            if first is not None:
-                return first.model_copy(update={"duplicate": True})
-        traits = message.traits if isinstance(message, IdentifyMessage) else None
-        customer_id = await asyncio.to_thread(
-            resolve_customer,
-            services.engine,
-            user_id=message.user_id,
-            anonymous_id=message.anonymous_id,
-            traits=traits,
-        )
+        first, customer_id = await asyncio.to_thread(_before_routing, services.engine, message)
+        if first is not None:
+            return first.model_copy(update={"duplicate": True})
         reached: list[JourneyReached] = []
+        event: JourneyEvent | None = None
         if isinstance(message, TrackMessage):
             event = JourneyEvent(
                 id=message_id, type=message.event, properties=message.properties, timestamp=message.timestamp
@@ -281,7 +284,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         result = MessageResult(message_id=message_id, type=message.type, customer_id=customer_id, journeys=reached)
         # Recorded only after the journeys took it: if Temporal was unreachable, the backend's retry is not
         # mistaken for a duplicate.
-        await asyncio.to_thread(_remember, services.engine, result)
+        await asyncio.to_thread(_after_routing, services.engine, customer_id, event, result)
         log.info("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
         return result
 
@@ -294,6 +297,11 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     async def identify(message: IdentifyMessage, services: Services) -> MessageResult:
         """Link identities (userId, anonymousId, email, phone, device token) and update the customer's traits."""
         return await _handle(services, message)
+
+    def _report_context(services: Services) -> ReportContext:
+        return ReportContext(services.engine, services.journeys.catalog, services.journeys.temporal)
+
+    app.include_router(report_router(_report_context, dependencies=[Auth]))
 
     @app.post("/v1/batch", response_model=BatchResult, response_model_by_alias=True, dependencies=[Auth])
     async def batch(message: BatchMessage, services: Services) -> BatchResult:
@@ -375,22 +383,85 @@ def _same_person(messages: list[TrackMessage | IdentifyMessage]) -> list[list[in
     return list(groups.values())
 
 
-def _processed(engine: Engine, message_id: str) -> MessageResult | None:
-    with Session(engine) as session:
-        row = session.get(ProcessedMessage, message_id)
-        return None if row is None else MessageResult.model_validate(row.response)
+def _before_routing(engine: Engine, message: TrackMessage | IdentifyMessage) -> tuple[MessageResult | None, str]:
+    """The first answer when this ``messageId`` was handled already, else the customer it is about.
+
+    Blocking; one thread hop for both. Nothing is linked for a duplicate: its first handling did that. The
+    commonest message, a track by a known user id, is answered with two primary-key reads in SQL, without the
+    ORM: its session bookkeeping costs more CPU than the reads (docs/benchmarks.md). Anything with something to
+    link (an anonymous id, traits, a new user) goes through :func:`resolve_customer`.
+    """
+    with engine.connect() as connection:
+        if message.message_id is not None:
+            response = connection.execute(
+                select(col(ProcessedMessage.response)).where(col(ProcessedMessage.message_id) == message.message_id)
+            ).scalar_one_or_none()
+            if response is not None:
+                first = MessageResult.model_validate(response)
+                return first, first.customer_id
+        if isinstance(message, TrackMessage) and message.user_id is not None and message.anonymous_id is None:
+            known = connection.execute(
+                select(col(CustomerIdentity.customer_id)).where(
+                    col(CustomerIdentity.kind) == "user_id", col(CustomerIdentity.value) == message.user_id
+                )
+            ).scalar_one_or_none()
+            if known is not None:
+                return None, str(known)
+    customer_id = resolve_customer(
+        engine,
+        user_id=message.user_id,
+        anonymous_id=message.anonymous_id,
+        traits=message.traits if isinstance(message, IdentifyMessage) else None,
+    )
+    return None, customer_id
+
+
+def _after_routing(engine: Engine, customer_id: str, event: JourneyEvent | None, result: MessageResult) -> None:
+    """The event for the report and the answer for dedupe, in one transaction when neither was there yet.
+
+    Blocking; one thread hop. A conflict (the event id recorded already, or the same message handled at this
+    very moment) falls back to one at a time, where each keeps its own first-wins rule.
+    """
+    now = datetime.now(UTC)
+    try:
+        # Core inserts, not ORM objects: the same rows for a fraction of the CPU.
+        with engine.begin() as connection:
+            if event is not None:
+                connection.execute(
+                    insert(Event).values(
+                        event_id=event.id,
+                        customer_id=customer_id,
+                        type=event.type,
+                        properties=dict(event.properties),
+                        occurred_at=event.timestamp or now,  # as analytics.events.record_event records it
+                    )
+                )
+            connection.execute(
+                insert(ProcessedMessage).values(
+                    message_id=result.message_id,
+                    customer_id=result.customer_id,
+                    kind=result.type,
+                    response=result.model_dump(),
+                    received_at=now,
+                )
+            )
+        return
+    except IntegrityError:
+        pass
+    if event is not None:
+        record_event(engine, customer_id, event)
+    _remember(engine, result)
+
+
+def _processed_row(result: MessageResult) -> ProcessedMessage:
+    return ProcessedMessage(
+        message_id=result.message_id, customer_id=result.customer_id, kind=result.type, response=result.model_dump()
+    )
 
 
 def _remember(engine: Engine, result: MessageResult) -> None:
     with Session(engine) as session:
-        session.add(
-            ProcessedMessage(
-                message_id=result.message_id,
-                customer_id=result.customer_id,
-                kind=result.type,
-                response=result.model_dump(),
-            )
-        )
+        session.add(_processed_row(result))
         try:
             session.commit()
         except IntegrityError:

