@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,17 @@ from storage.tables import Event
 from workflows.models import JourneyEvent
 
 
+def event_values(customer_id: str, event: JourneyEvent, *, at: datetime | None = None) -> dict[str, Any]:
+    """The ``Event`` row of ``event``: one definition for the ORM path here and the event API's bulk insert."""
+    return {
+        "event_id": event.id,
+        "customer_id": customer_id,
+        "type": event.type,
+        "properties": dict(event.properties),
+        "occurred_at": at or event.timestamp or datetime.now(UTC),
+    }
+
+
 def record_event(engine: Engine, customer_id: str, event: JourneyEvent, *, at: datetime | None = None) -> bool:
     """Record ``event`` of ``customer_id``; False when its id was recorded already (a retried delivery).
 
@@ -19,15 +31,7 @@ def record_event(engine: Engine, customer_id: str, event: JourneyEvent, *, at: d
     happened (default: the event's own ``timestamp``, else now), which a simulation on a time-skipping server
     needs because its clock is not the wall clock.
     """
-    row = Event(
-        event_id=event.id,
-        customer_id=customer_id,
-        type=event.type,
-        properties=dict(event.properties),
-    )
-    when = at or event.timestamp
-    if when is not None:
-        row.occurred_at = when
+    row = Event(**event_values(customer_id, event, at=at))
     with Session(engine) as session:
         session.add(row)
         try:

@@ -90,11 +90,11 @@ class KeepAliveClient:
         self.host = parsed.host
         self.port = parsed.port or 80
         self.authorization = "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` as JSON; the JSON answer, or an error naming the status."""
-        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        reader, writer = await self._connection()
         data = json.dumps(body).encode()
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: {self.authorization}\r\n"
@@ -106,15 +106,24 @@ class KeepAliveClient:
             name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])
         }
         answer = await reader.readexactly(int(headers.get("content-length", "0")))
-        self.idle.append((reader, writer))
+        self.idle.append((reader, writer, time.monotonic()))
         status = int(lines[0].split()[1])
         if status >= 300:
             raise RuntimeError(f"POST {path} answered {status}: {answer[:200]!r}")
         result: dict[str, Any] = json.loads(answer)
         return result
 
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An idle connection, or a new one. uvicorn closes a connection idle for 5 s: older ones are dropped."""
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < 2:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
+
     async def aclose(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 

@@ -267,7 +267,11 @@ class Outage:
         for phase in self.PHASES:
             self.phase = phase
             ends = loop.time() + 3
-            await _until(lambda p=phase, e=ends: self.answered[p] >= 3 and loop.time() >= e, timeout=30)  # type: ignore[misc]
+
+            def over(p: str = phase, e: float = ends) -> bool:
+                return self.answered[p] >= 3 and loop.time() >= e
+
+            await _until(over, timeout=30)
         self.phase = None
 
 

@@ -23,9 +23,10 @@ import binascii
 import hmac
 import json
 import logging
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -42,7 +43,7 @@ from sqlmodel import Session, col, select
 from temporalio.api.common.v1 import Payloads
 
 from analytics.api import ReportContext, report_router
-from analytics.events import record_event
+from analytics.events import event_values, record_event
 from runtime.codec import CodecError
 from runtime.connection import connect
 from runtime.settings import Settings
@@ -425,17 +426,9 @@ def _after_routing(engine: Engine, customer_id: str, event: JourneyEvent | None,
     now = datetime.now(UTC)
     try:
         # Core inserts, not ORM objects: the same rows for a fraction of the CPU.
-        with engine.begin() as connection:
+        with _writing(engine), engine.begin() as connection:
             if event is not None:
-                connection.execute(
-                    insert(Event).values(
-                        event_id=event.id,
-                        customer_id=customer_id,
-                        type=event.type,
-                        properties=dict(event.properties),
-                        occurred_at=event.timestamp or now,  # as analytics.events.record_event records it
-                    )
-                )
+                connection.execute(insert(Event).values(**event_values(customer_id, event, at=event.timestamp or now)))
             connection.execute(
                 insert(ProcessedMessage).values(
                     message_id=result.message_id,
@@ -451,6 +444,25 @@ def _after_routing(engine: Engine, customer_id: str, event: JourneyEvent | None,
     if event is not None:
         record_event(engine, customer_id, event)
     _remember(engine, result)
+
+
+_SQLITE_WRITER = threading.Lock()
+
+
+@contextmanager
+def _writing(engine: Engine) -> Iterator[None]:
+    """On SQLite, one writing thread at a time in this process.
+
+    SQLite has one writer per file. A thread that holds the write lock can lose the GIL for milliseconds
+    between its INSERT and COMMIT; every other writer then meets SQLITE_BUSY and its busy handler sleeps (1,
+    2, 5, 10 ms...). Waiting on a Python lock instead wakes the next writer the moment the first commits.
+    PostgreSQL has row locks and needs none of this.
+    """
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _SQLITE_WRITER:
+        yield
 
 
 def _processed_row(result: MessageResult) -> ProcessedMessage:
