@@ -31,20 +31,51 @@ class ExpressionError(ValueError):
     """An expression failed to compile or to evaluate; the message names the expression."""
 
 
+class FloatingDate(datetime):
+    """A date given without a time of day (``date('2026-03-01')``, ``date(profile.birthday)``).
+
+    It computes and compares as midnight UTC, but :func:`plain_value` stores it as a date-only string, which a
+    ``wait`` reads as that date in the customer's time zone: a refill due on the 25th is due on the 25th in New
+    York, not on the evening of the 24th. Python keeps the subclass through ``+``/``-`` of a timedelta.
+    """
+
+
 def _to_datetime(value: Any) -> datetime:
     """``date('2026-03-01')``: a date, a datetime or an ISO 8601 string, as an aware UTC datetime."""
     if isinstance(value, datetime):
         result = value
     elif isinstance(value, date):
-        result = datetime.combine(value, time(0, 0))
+        return FloatingDate(value.year, value.month, value.day, tzinfo=UTC)
     elif isinstance(value, str):
+        text = value.strip()
         try:
-            result = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                return FloatingDate(day.year, day.month, day.day, tzinfo=UTC)
+            result = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as exc:
             raise ExpressionError(f"date(): {value!r} is not an ISO 8601 date") from exc
     else:
         raise ExpressionError(f"date(): cannot make a date of a {type(value).__name__}")
     return result if result.tzinfo else result.replace(tzinfo=UTC)
+
+
+def plain_value(value: Any) -> Any:
+    """An expression's value as plain JSON data, so a variable is the same before and after continue-as-new.
+
+    Datetimes become ISO strings (a :class:`FloatingDate` at midnight a date-only one), durations seconds.
+    """
+    if isinstance(value, FloatingDate) and value.time() == time(0, 0):
+        return value.date().isoformat()
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(k): plain_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [plain_value(v) for v in value]
+    return value
 
 
 def _days(n: float) -> timedelta:

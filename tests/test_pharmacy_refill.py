@@ -259,3 +259,21 @@ async def test_continue_as_new_in_mid_wait_loses_nothing(
         result = await j.handle(JOURNEY, "c1", "rx1").result()
         assert result.status == "completed"
         assert sorted(_sent(j)) == [("notify_ready", "push"), ("remind_refill", "email"), ("remind_refill", "push")]
+
+
+async def test_a_date_only_fill_date_is_a_date_in_the_customers_zone(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
+    """Backends often send dates without a time: the reminder still comes 3 days before, at 10:00 local."""
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
+        j.add_customer("c1", timezone="America/Los_Angeles")
+        now = await time_env.get_current_time()
+        filled = now.date() + timedelta(days=1)
+        await j.send(
+            "c1", "prescription_filled", rx_id="rx1", days_supply=30, refills_remaining=0, filled_at=filled.isoformat()
+        )
+        state = await j.settled(JOURNEY, "c1", "rx1")
+        assert state.vars["supply_ends"] == (filled + timedelta(days=30)).isoformat()
+        assert state.wait_until is not None
+        local = state.wait_until.astimezone(ZoneInfo("America/Los_Angeles"))
+        assert (local.date(), local.hour) == (filled + timedelta(days=27), 10)

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.profiles import ProfileActivities
     from activities.webhooks import WebhookActivities
     from journeymap.checks import step_expressions
-    from journeymap.expressions import ExpressionError, evaluate, referenced_names
+    from journeymap.expressions import ExpressionError, evaluate, plain_value, referenced_names
     from journeymap.models import (
         END,
         BranchCase,
@@ -567,7 +567,7 @@ class JourneyWorkflow:
         except ExpressionError as exc:
             workflow.logger.warning("%s: value could not be evaluated (%s); set to none", where, type(exc).__name__)
             return None
-        return _plain(value)
+        return plain_value(value)
 
     def _zone(self) -> Any:
         return customer_zone(self._state.profile.get("timezone"), self._map.timezone)
@@ -632,18 +632,3 @@ class JourneyWorkflow:
             goal_reached=state.goal_reached_at is not None,
             sends=len(state.sends),
         )
-
-
-def _plain(value: Any) -> Any:
-    """Dates become ISO strings, tuples lists: what JSON would make of them anyway, but now."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "isoformat") and callable(value.isoformat):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
-    return value
