@@ -390,12 +390,6 @@ class JourneyMap(_Model):
             raise ValueError(f"{value!r} is not a known IANA time zone (e.g. 'Europe/Paris')") from None
         return value
 
-    def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
-
     def next_of(self, index: int) -> str:
         """The step after ``steps[index]`` when it names none: the following one, or the end."""
         explicit = self.steps[index].next

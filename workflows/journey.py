@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         JourneySnapshot,
         JourneyState,
         SendRecord,
+        Status,
     )
     from workflows.timing import customer_zone, wait_deadline
 
@@ -95,6 +96,7 @@ class JourneyWorkflow:
         self._input = input
         self._state: JourneyState = input.state or JourneyState()
         self._seen: set[str] = set(self._state.seen_event_ids)
+        self._index_of = {step.id: index for index, step in enumerate(self._map.steps)}
         # Steps whose expressions read the profile, or whose local time of day depends on its time zone: after
         # time has passed they reload it, so a journey years long branches on today's profile, not its entry's.
         self._reads_profile = {
@@ -125,7 +127,8 @@ class JourneyWorkflow:
         await workflow.wait_condition(lambda: bool(state.inbox))
         trigger = next((e for e in state.inbox if e.type in self._map.entry.events), None)
         if trigger is None:
-            return self._end("not_entered", "started without a trigger event")
+            self._end("not_entered", "started without a trigger event")
+            return False
         state.inbox = state.inbox[state.inbox.index(trigger) + 1 :]
         state.entry_id = trigger.id
         state.entered_at = workflow.now()
@@ -134,7 +137,8 @@ class JourneyWorkflow:
         state.last_event_type = trigger.type
         await self._load_profile()
         if self._map.entry.when and not self._condition(self._map.entry.when, "entry.when"):
-            return self._end("not_entered", "entry condition not met")
+            self._end("not_entered", "entry condition not met")
+            return False
         for name, expression in self._map.variables.items():
             state.vars[name] = self._value(expression, f"variables.{name}")
         state.status = "active"
@@ -167,7 +171,7 @@ class JourneyWorkflow:
             if taken > STEP_LIMIT:
                 self._end("failed", f"took {STEP_LIMIT} steps without waiting")
                 break
-            step = self._map.step(state.step)
+            step = self._map.steps[self._index_of[state.step]]
             if state.status != "waiting":  # a fresh visit, not a wait resumed after continue-as-new
                 state.visits[step.id] = state.visits.get(step.id, 0) + 1
             if state.profile_stale and step.id in self._reads_profile:
@@ -201,11 +205,9 @@ class JourneyWorkflow:
             state.status = status
             # A trigger that came in with the cooldown's end (same workflow task) is after it: it re-enters below.
         # after_end: a trigger that arrived before this run could close starts the next entry.
-        pending = [e for e in state.inbox if e.type in self._map.entry.events]
-        if pending:
-            fresh = JourneyState(
-                seen_event_ids=state.seen_event_ids, inbox=state.inbox[state.inbox.index(pending[0]) :]
-            )
+        pending = next((i for i, e in enumerate(state.inbox) if e.type in self._map.entry.events), None)
+        if pending is not None:
+            fresh = JourneyState(seen_event_ids=state.seen_event_ids, inbox=state.inbox[pending:])
             workflow.continue_as_new(self._input.model_copy(update={"state": fresh}))
 
     # ------------------------------------------------------------------------------------ steps
@@ -213,8 +215,7 @@ class JourneyWorkflow:
     async def _execute(self, step: Step) -> str:
         """Run one step; return the id of the step to go to next."""
         state = self._state
-        index = self._map.steps.index(step)
-        following = self._map.next_of(index)
+        following = self._map.next_of(self._index_of[step.id])
         if isinstance(step, SendStep):
             return await self._send(step, following)
         if isinstance(step, WaitStep):
@@ -225,7 +226,7 @@ class JourneyWorkflow:
                 except (ValueError, TypeError):
                     workflow.logger.warning("step %s: wait.until is not a date; not waiting", step.id)
                     deadline = workflow.now()
-                self._begin_wait(step, deadline, [])
+                self._begin_wait(deadline, [])
             assert state.wait_until is not None
             await self._wait(state.wait_until, match=None, summary=f"{step.id}: wait")
             self._end_wait()
@@ -233,7 +234,7 @@ class JourneyWorkflow:
         if isinstance(step, WaitForStep):
             spec = step.wait_for
             if state.status != "waiting":
-                self._begin_wait(step, workflow.now() + spec.timeout if spec.timeout else None, list(spec.events))
+                self._begin_wait(workflow.now() + spec.timeout if spec.timeout else None, list(spec.events))
 
             def matches(event: JourneyEvent) -> bool:
                 if event.type not in spec.events:
@@ -400,7 +401,7 @@ class JourneyWorkflow:
 
     # ------------------------------------------------------------------------------------ waiting
 
-    def _begin_wait(self, step: Step, deadline: datetime | None, events: list[str]) -> None:
+    def _begin_wait(self, deadline: datetime | None, events: list[str]) -> None:
         state = self._state
         state.wait_until = deadline
         state.waiting_for = events
@@ -589,16 +590,15 @@ class JourneyWorkflow:
         )
         del state.sends[:-KEEP_SENDS]
 
-    def _end(self, status: str, reason: str) -> bool:
+    def _end(self, status: Status, reason: str) -> None:
         state = self._state
-        state.status = status  # type: ignore[assignment]
+        state.status = status
         state.end_reason = reason
         state.ended_at = workflow.now()
         state.wait_until = None
         state.waiting_for = []
         self._upsert()
         workflow.logger.info("journey %s ended: %s (%s)", self._map.name, status, reason)
-        return False
 
     def _upsert(self, *, wait_until: datetime | None = None, why: str | None = None) -> None:
         """Tell ops where the journey rests: search attributes and the UI's current details."""
