@@ -112,6 +112,17 @@ class Journeys:
             return list(session.exec(query))
 
 
+def write_journeys(tmp_path: Path, maps: dict[str, str], templates: dict[str, str]) -> Path:
+    """A journeys folder under ``tmp_path``: ``<name>.yaml`` per map, ``templates/<name>.yaml`` per template."""
+    folder = tmp_path / "journeys"
+    (folder / "templates").mkdir(parents=True)
+    for name, text in maps.items():
+        (folder / f"{name}.yaml").write_text(text)
+    for name, text in templates.items():
+        (folder / "templates" / f"{name}.yaml").write_text(text)
+    return folder
+
+
 @asynccontextmanager
 async def running_journeys(
     client: Client,

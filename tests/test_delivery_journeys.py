@@ -10,7 +10,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.receipts import Receipt, apply_receipt
-from tests.harness import running_journeys
+from tests.harness import running_journeys, write_journeys
 
 TEMPLATES = {
     "welcome": "email:\n  subject: Welcome\n  html: <p>Welcome</p>\n  text: Welcome\n",
@@ -59,13 +59,7 @@ steps:
 
 
 def journeys_dir(tmp_path: Path, *maps: str) -> Path:
-    folder = tmp_path / "journeys"
-    (folder / "templates").mkdir(parents=True)
-    for name, text in TEMPLATES.items():
-        (folder / "templates" / f"{name}.yaml").write_text(text)
-    for i, text in enumerate(maps):
-        (folder / f"map{i}.yaml").write_text(text)
-    return folder
+    return write_journeys(tmp_path, {f"map{i}": text for i, text in enumerate(maps)}, TEMPLATES)
 
 
 def zone_at_local_hour(now: datetime, hour: int) -> str:

@@ -25,6 +25,7 @@ from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from storage import Customer, Delivery, make_engine
 from tests.delivery_fakes import FakeProvider, provider_server
+from tests.harness import write_journeys
 from workflows.ids import journey_workflow_id
 from workflows.models import JourneyEvent, JourneyResult
 
@@ -68,10 +69,7 @@ async def _until(check: object, what: str, seconds: float = 120) -> None:
 async def test_a_worker_killed_mid_send_delivers_every_message_once(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, slow_provider: FakeProvider
 ) -> None:
-    maps = tmp_path / "journeys"
-    (maps / "templates").mkdir(parents=True)
-    (maps / "onboarding.yaml").write_text(MAP)
-    (maps / "templates" / "hello.yaml").write_text(TEMPLATE)
+    maps = write_journeys(tmp_path, {"onboarding": MAP}, {"hello": TEMPLATE})
     engine = make_engine(f"sqlite:///{tmp_path / 'journeys.db'}")
     with Session(engine) as session:
         for c in CUSTOMERS:

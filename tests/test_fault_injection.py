@@ -42,6 +42,7 @@ from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from storage import Delivery, make_engine
 from tests.delivery_fakes import Answer, FakeProvider, Request, provider_server
+from tests.harness import write_journeys
 from workflows.ids import journey_workflow_id
 from workflows.models import JourneyEvent, JourneySnapshot
 
@@ -207,9 +208,7 @@ class Workers:
 async def system(
     tmp_path: Path, database_url: str, workers: int, *, channel: str = "email", extra_env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[DevServer, Workers, Client]]:
-    (tmp_path / "journeys" / "templates").mkdir(parents=True)
-    (tmp_path / "journeys" / f"{JOURNEY}.yaml").write_text(_map(channel))
-    (tmp_path / "journeys" / "templates" / "chaos_note.yaml").write_text(TEMPLATE)
+    write_journeys(tmp_path, {JOURNEY: _map(channel)}, {"chaos_note": TEMPLATE})
     server = DevServer(tmp_path)
     server.start()
     pool: Workers | None = None

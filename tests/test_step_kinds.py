@@ -16,18 +16,13 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.settings import DeliverySettings
-from tests.harness import running_journeys
+from tests.harness import running_journeys, write_journeys
 
 NOTE = "sms:\n  text: 'Hi {{ profile.first_name | default(\"there\") }} ({{ journey.name }})'\n"
 
 
 def journeys_dir(tmp_path: Path, maps: dict[str, str]) -> Path:
-    folder = tmp_path / "journeys"
-    (folder / "templates").mkdir(parents=True)
-    (folder / "templates" / "note.yaml").write_text(NOTE)
-    for name, text in maps.items():
-        (folder / f"{name}.yaml").write_text(text)
-    return folder
+    return write_journeys(tmp_path, maps, {"note": NOTE})
 
 
 def steps_sent(outbox: list[Any]) -> list[str]:
