@@ -198,6 +198,11 @@ class Workers:
                 self.start()
             await asyncio.sleep(0.5)
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the workers' shared log, for a failure message: CI keeps no tmp_path."""
+        log = self.folder / "workers.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
     def stop_all(self) -> None:
         for process in self.alive():
             process.kill()
@@ -428,6 +433,6 @@ async def test_one_of_three_workers_dies_and_the_others_finish_its_journeys(tmp_
         await asyncio.sleep(4)  # journeys are spread over the three workers' caches by now
         workers.kill(workers.alive()[0])
         await backend
-        assert len(workers.alive()) == 2
+        assert len(workers.alive()) == 2, f"a worker exited on its own:\n{workers.log_tail()}"
         assert await _all_completed(client, customers, timeout=150) == []
     _assert_each_message_once(database_url, customers)

@@ -7,10 +7,12 @@ a throwaway PostgreSQL server (``scripts/postgres``).
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.delivery import DeliveryActivities
@@ -44,6 +46,30 @@ def test_make_engine_on_an_existing_database_keeps_its_rows(database_url: str) -
     with Session(second) as session:
         assert [c.id for c in session.exec(select(Customer))] == ["c-2"]
     second.dispose()
+
+
+def test_processes_starting_together_on_an_empty_database_all_start(database_url: str) -> None:
+    """Three workers (or a worker and the API) started at once each create the tables: none of them dies of
+    finding a table another one created a moment before. Repeated on an emptied database to meet the race."""
+    starters = 6
+    for _ in range(5):
+        cleaner = make_engine(database_url, create=False)
+        SQLModel.metadata.drop_all(cleaner)
+        cleaner.dispose()
+        barrier = threading.Barrier(starters)
+
+        def start(barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            make_engine(database_url).dispose()
+
+        with ThreadPoolExecutor(starters) as pool:
+            for started in [pool.submit(start) for _ in range(starters)]:
+                started.result()
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        session.add(Customer(id="c-0", traits={}))
+        session.commit()
+    engine.dispose()
 
 
 async def test_racing_attempts_of_one_send_record_it_once(database_url: str) -> None:
