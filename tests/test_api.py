@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from sqlmodel import Session
+from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -21,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from runtime.settings import Settings
 from starter.api import ApiServices, create_app
 from starter.cli import main
-from storage.tables import Customer
+from storage.tables import Customer, Event, ProcessedMessage
 from tests.harness import Journeys, running_journeys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,6 +179,26 @@ async def test_the_same_message_id_twice_has_effect_once(api: Api) -> None:
     assert await api.signals(first.json()["journeys"][0]["workflowId"]) == 1
 
 
+async def test_messages_arriving_together_are_each_recorded_once_under_their_customer(api: Api) -> None:
+    """Requests in flight together share the API's database work: each still gets its own customer and answer,
+    and copies of one message sent at the same moment leave one event and one remembered answer."""
+    await api.post("/v1/identify", {"userId": "api-known", "anonymousId": "api-known-device"})
+    messages = [filled({"userId": f"api-many-{i}"}, f"rx-many-{i}", message_id=f"many-{i}") for i in range(12)]
+    messages.append({"anonymousId": "api-known-device", "event": "page_viewed", "messageId": "many-known"})
+    copies = [message for message in messages for _ in range(2)]
+    answers = await asyncio.gather(*(api.post("/v1/track", message) for message in copies))
+    assert [a.status_code for a in answers] == [200] * len(copies)
+    customers = {a.json()["messageId"]: a.json()["customerId"] for a in answers}
+    assert customers == {**{f"many-{i}": f"api-many-{i}" for i in range(12)}, "many-known": "api-known"}
+    with Session(api.j.engine) as session:
+        events = Counter(e.event_id for e in session.exec(select(Event)))
+        remembered = Counter(m.message_id for m in session.exec(select(ProcessedMessage)))
+    assert {k: n for k, n in events.items() if k.startswith("many-")} == dict.fromkeys(customers, 1)
+    assert {k: n for k, n in remembered.items() if k.startswith("many-")} == dict.fromkeys(customers, 1)
+    again = await api.post("/v1/track", messages[0])
+    assert again.json()["duplicate"] is True and again.json()["customerId"] == "api-many-0"
+
+
 async def test_batch_handles_each_message_in_order(api: Api) -> None:
     response = await api.post(
         "/v1/batch",
@@ -264,7 +286,7 @@ def test_batch_groups_keep_one_persons_messages_together() -> None:
     from starter.api.app import _same_person
     from starter.api.models import IdentifyMessage, TrackMessage
 
-    messages = [
+    messages: list[TrackMessage | IdentifyMessage] = [
         TrackMessage.model_validate({"messageId": "1", "anonymousId": "v1", "event": "viewed"}),
         IdentifyMessage.model_validate({"messageId": "2", "anonymousId": "v1", "userId": "u1"}),
         TrackMessage.model_validate({"messageId": "3", "userId": "u1", "event": "purchase"}),

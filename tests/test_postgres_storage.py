@@ -18,8 +18,13 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.delivery import DeliveryActivities
 from activities.models import SendMessageInput
 from activities.rendering import TemplateRenderer
+from analytics.events import record_event
+from starter.api.bookkeeping import Bookkeeping, Handled
+from starter.api.models import MessageResult, TrackMessage
 from storage import Customer, Delivery, make_engine
+from storage.tables import Event, ProcessedMessage
 from tests.harness import ROOT, running_journeys
+from workflows.models import JourneyEvent
 
 
 def test_profile_traits_round_trip_with_nested_and_non_ascii_values(database_url: str) -> None:
@@ -69,6 +74,29 @@ def test_processes_starting_together_on_an_empty_database_all_start(database_url
     with Session(engine) as session:
         session.add(Customer(id="c-0", traits={}))
         session.commit()
+    engine.dispose()
+
+
+async def test_the_event_apis_bookkeeping_records_each_message_once(database_url: str) -> None:
+    """The event API's batched writes: copies of one message in one batch, and an event recorded before by
+    another path, leave one row each; a later look-up finds the first answer and the customer."""
+    engine = make_engine(database_url)
+    record_event(engine, "c-5", JourneyEvent(id="m-old", type="page_viewed"))
+    bookkeeping = Bookkeeping(engine)
+
+    def handled(message_id: str, customer_id: str) -> Handled:
+        event = JourneyEvent(id=message_id, type="page_viewed", properties={"path": "/rx"})
+        return Handled(customer_id, event, MessageResult(message_id=message_id, type="track", customer_id=customer_id))
+
+    batch = [handled("m-1", "c-5"), handled("m-1", "c-5"), handled("m-2", "c-6"), handled("m-old", "c-5")]
+    await asyncio.gather(*(bookkeeping.after_routing(h) for h in batch))
+    with Session(engine) as session:
+        events = sorted((e.event_id, e.customer_id) for e in session.exec(select(Event)))
+        answers = sorted(m.message_id for m in session.exec(select(ProcessedMessage)))
+    assert events == [("m-1", "c-5"), ("m-2", "c-6"), ("m-old", "c-5")]
+    assert answers == ["m-1", "m-2", "m-old"]
+    again = await bookkeeping.before_routing(TrackMessage(messageId="m-2", userId="u-6", event="page_viewed"))
+    assert again.first is not None and again.customer_id == "c-6"
     engine.dispose()
 
 

@@ -23,11 +23,9 @@ import binascii
 import hmac
 import json
 import logging
-import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
-from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -36,18 +34,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from google.protobuf import json_format
-from sqlalchemy import insert
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
 from temporalio.api.common.v1 import Payloads
 
 from analytics.api import ReportContext, report_router
-from analytics.events import event_values, record_event
 from runtime.codec import CodecError
 from runtime.connection import connect
 from runtime.settings import Settings
-from starter.api.identities import resolve_customer
+from starter.api.bookkeeping import Handled
 from starter.api.models import (
     BatchMessage,
     BatchResult,
@@ -62,7 +55,6 @@ from starter.api.services import ApiServices, get_services
 from starter.api.webhooks import webhook_router
 from starter.client import JourneyClient
 from storage import make_engine
-from storage.tables import CustomerIdentity, Event, ProcessedMessage
 from workflows.models import JourneyEvent
 
 log = logging.getLogger("journeys.api")
@@ -268,12 +260,11 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def _handle(services: ApiServices, message: TrackMessage | IdentifyMessage) -> MessageResult:
-        # The database work is two thread hops, one before Temporal and one after: each hop costs a context
-        # switch and a wait for a pool thread, which at a few hundred requests a second is most of the API's cost.
         message_id = message.message_id or uuid.uuid4().hex
-        first, customer_id = await asyncio.to_thread(_before_routing, services.engine, message)
-        if first is not None:
-            return first.model_copy(update={"duplicate": True})
+        known = await services.bookkeeping.before_routing(message)
+        if known.first is not None:
+            return known.first.model_copy(update={"duplicate": True})
+        customer_id = known.customer_id
         reached: list[JourneyReached] = []
         event: JourneyEvent | None = None
         if isinstance(message, TrackMessage):
@@ -283,9 +274,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
             routed = await services.journeys.send_event(customer_id, event)
             reached = [JourneyReached(journey=r.journey, workflow_id=r.workflow_id, action=r.action) for r in routed]
         result = MessageResult(message_id=message_id, type=message.type, customer_id=customer_id, journeys=reached)
-        # Recorded only after the journeys took it: if Temporal was unreachable, the backend's retry is not
-        # mistaken for a duplicate.
-        await asyncio.to_thread(_after_routing, services.engine, customer_id, event, result)
+        await services.bookkeeping.after_routing(Handled(customer_id, event, result))
         log.info("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
         return result
 
@@ -382,99 +371,3 @@ def _same_person(messages: list[TrackMessage | IdentifyMessage]) -> list[list[in
     for index in range(len(messages)):
         groups.setdefault(root(index), []).append(index)
     return list(groups.values())
-
-
-def _before_routing(engine: Engine, message: TrackMessage | IdentifyMessage) -> tuple[MessageResult | None, str]:
-    """The first answer when this ``messageId`` was handled already, else the customer it is about.
-
-    Blocking; one thread hop for both. Nothing is linked for a duplicate: its first handling did that. The
-    commonest message, a track by a known user id, is answered with two primary-key reads in SQL, without the
-    ORM: its session bookkeeping costs more CPU than the reads (docs/benchmarks.md). Anything with something to
-    link (an anonymous id, traits, a new user) goes through :func:`resolve_customer`.
-    """
-    with engine.connect() as connection:
-        if message.message_id is not None:
-            response = connection.execute(
-                select(col(ProcessedMessage.response)).where(col(ProcessedMessage.message_id) == message.message_id)
-            ).scalar_one_or_none()
-            if response is not None:
-                first = MessageResult.model_validate(response)
-                return first, first.customer_id
-        if isinstance(message, TrackMessage) and message.user_id is not None and message.anonymous_id is None:
-            known = connection.execute(
-                select(col(CustomerIdentity.customer_id)).where(
-                    col(CustomerIdentity.kind) == "user_id", col(CustomerIdentity.value) == message.user_id
-                )
-            ).scalar_one_or_none()
-            if known is not None:
-                return None, str(known)
-    customer_id = resolve_customer(
-        engine,
-        user_id=message.user_id,
-        anonymous_id=message.anonymous_id,
-        traits=message.traits if isinstance(message, IdentifyMessage) else None,
-    )
-    return None, customer_id
-
-
-def _after_routing(engine: Engine, customer_id: str, event: JourneyEvent | None, result: MessageResult) -> None:
-    """The event for the report and the answer for dedupe, in one transaction when neither was there yet.
-
-    Blocking; one thread hop. A conflict (the event id recorded already, or the same message handled at this
-    very moment) falls back to one at a time, where each keeps its own first-wins rule.
-    """
-    now = datetime.now(UTC)
-    try:
-        # Core inserts, not ORM objects: the same rows for a fraction of the CPU.
-        with _writing(engine), engine.begin() as connection:
-            if event is not None:
-                connection.execute(insert(Event).values(**event_values(customer_id, event, at=event.timestamp or now)))
-            connection.execute(
-                insert(ProcessedMessage).values(
-                    message_id=result.message_id,
-                    customer_id=result.customer_id,
-                    kind=result.type,
-                    response=result.model_dump(),
-                    received_at=now,
-                )
-            )
-        return
-    except IntegrityError:
-        pass
-    if event is not None:
-        record_event(engine, customer_id, event)
-    _remember(engine, result)
-
-
-_SQLITE_WRITER = threading.Lock()
-
-
-@contextmanager
-def _writing(engine: Engine) -> Iterator[None]:
-    """On SQLite, one writing thread at a time in this process.
-
-    SQLite has one writer per file. A thread that holds the write lock can lose the GIL for milliseconds
-    between its INSERT and COMMIT; every other writer then meets SQLITE_BUSY and its busy handler sleeps (1,
-    2, 5, 10 ms...). Waiting on a Python lock instead wakes the next writer the moment the first commits.
-    PostgreSQL has row locks and needs none of this.
-    """
-    if engine.dialect.name != "sqlite":
-        yield
-        return
-    with _SQLITE_WRITER:
-        yield
-
-
-def _processed_row(result: MessageResult) -> ProcessedMessage:
-    return ProcessedMessage(
-        message_id=result.message_id, customer_id=result.customer_id, kind=result.type, response=result.model_dump()
-    )
-
-
-def _remember(engine: Engine, result: MessageResult) -> None:
-    with Session(engine) as session:
-        session.add(_processed_row(result))
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()  # the same message handled at the same moment: its first answer stands

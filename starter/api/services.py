@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy.engine import Engine
 from temporalio.converter import PayloadCodec
 
+from starter.api.bookkeeping import Bookkeeping
 from starter.client import JourneyClient
 
 
@@ -17,6 +18,11 @@ class ApiServices:
     engine: Engine
     codec: PayloadCodec | None = None
     """The payload codec the codec server applies; None when no key is configured."""
+    bookkeeping: Bookkeeping = field(init=False)
+    """The per-message database work, batched across requests: built from ``engine``."""
+
+    def __post_init__(self) -> None:
+        self.bookkeeping = Bookkeeping(self.engine)
 
 
 def get_services(request: Request) -> ApiServices:
