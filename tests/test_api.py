@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import uuid
 from collections import Counter
@@ -134,6 +135,10 @@ async def test_every_configured_key_works_as_basic_or_bearer(api: Api) -> None:
         ("/v1/track", {"event": "prescription_filled"}, ""),
         ("/v1/track", {"userId": "api-bad", "event": "x", "properties": []}, "properties"),
         ("/v1/track", {"userId": "api-bad", "event": "x", "timestamp": "yesterday"}, "timestamp"),
+        ("/v1/track", {"userId": "api-bad", "event": "x", "timestamp": "2026-11-25T10:00:00"}, "timestamp"),
+        ("/v1/track", {"userId": "api-bad", "event": "x", "sentAt": "2026-11-25T10:00:00"}, "sentAt"),
+        ("/v1/track", {"userId": "api-bad", "event": "x", "timestamp": 1764064800}, "timestamp"),
+        ("/v1/batch", {"batch": [{"type": "track", "userId": "b", "event": "x"}], "sentAt": "soon"}, "sentAt"),
         ("/v1/identify", {"userId": "", "traits": {}}, "userId"),
         ("/v1/batch", {"batch": []}, "batch"),
         ("/v1/batch", {"batch": [{"type": "page", "userId": "api-bad"}]}, "batch[0]"),
@@ -197,6 +202,31 @@ async def test_messages_arriving_together_are_each_recorded_once_under_their_cus
     assert {k: n for k, n in remembered.items() if k.startswith("many-")} == dict.fromkeys(customers, 1)
     again = await api.post("/v1/track", messages[0])
     assert again.json()["duplicate"] is True and again.json()["customerId"] == "api-many-0"
+
+
+async def test_event_times_are_corrected_for_the_senders_clock(api: Api) -> None:
+    """A device clock a day ahead (timestamp and sentAt both tomorrow) records the event at its arrival, a
+    timestamp in the future without sentAt is capped at arrival, and a past one (an import) is kept."""
+    now = datetime.now(UTC)
+    ahead = now + timedelta(days=1)
+    week_ago = now - timedelta(days=7)
+
+    def page(message_id: str, **times: datetime) -> dict[str, Any]:
+        event = {"userId": "api-clock", "event": "page_viewed", "messageId": message_id}
+        return event | {name: at.isoformat() for name, at in times.items()}
+
+    await api.post("/v1/track", page("skewed", timestamp=ahead - timedelta(minutes=5), sentAt=ahead))
+    await api.post("/v1/track", page("future", timestamp=ahead))
+    await api.post("/v1/track", page("imported", timestamp=week_ago))
+    batch = {"batch": [{"type": "track", **page("batched", timestamp=ahead - timedelta(hours=1))}], "sentAt": ahead}
+    await api.post("/v1/batch", json.loads(json.dumps(batch, default=datetime.isoformat)))
+    after = datetime.now(UTC)
+    with Session(api.j.engine) as session:
+        recorded = {e.event_id: e.occurred_at.replace(tzinfo=UTC) for e in session.exec(select(Event))}
+    assert now - timedelta(minutes=5, seconds=1) <= recorded["skewed"] <= after - timedelta(minutes=5)
+    assert now <= recorded["future"] <= after
+    assert recorded["imported"] == week_ago
+    assert now - timedelta(hours=1, seconds=1) <= recorded["batched"] <= after - timedelta(hours=1)
 
 
 async def test_batch_handles_each_message_in_order(api: Api) -> None:

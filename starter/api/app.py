@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -259,7 +260,10 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         body = ErrorResponse(errors=[FieldError(path="", message=str(exc.detail))]).model_dump()
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
-    async def _handle(services: ApiServices, message: TrackMessage | IdentifyMessage) -> MessageResult:
+    async def _handle(
+        services: ApiServices, message: TrackMessage | IdentifyMessage, batch_sent_at: datetime | None = None
+    ) -> MessageResult:
+        received_at = datetime.now(UTC)
         message_id = message.message_id or uuid.uuid4().hex
         known = await services.bookkeeping.before_routing(message)
         if known.first is not None:
@@ -269,7 +273,10 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         event: JourneyEvent | None = None
         if isinstance(message, TrackMessage):
             event = JourneyEvent(
-                id=message_id, type=message.event, properties=message.properties, timestamp=message.timestamp
+                id=message_id,
+                type=message.event,
+                properties=message.properties,
+                timestamp=message.occurred_at(received_at, batch_sent_at),
             )
             routed = await services.journeys.send_event(customer_id, event)
             reached = [JourneyReached(journey=r.journey, workflow_id=r.workflow_id, action=r.action) for r in routed]
@@ -303,7 +310,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
 
         async def in_order(indexes: list[int]) -> None:
             for index in indexes:
-                results[index] = await _handle(services, message.batch[index])
+                results[index] = await _handle(services, message.batch[index], message.sent_at)
 
         await asyncio.gather(*(in_order(indexes) for indexes in by_customer))
         return BatchResult(results=[r for r in results if r is not None])

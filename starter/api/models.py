@@ -1,17 +1,46 @@
 """Request and response shapes of the event API, following the Segment spec backends already emit.
 
-Unknown fields (``context``, ``integrations``, ``sentAt``...) are accepted and ignored, as Segment does, so
-an existing Segment library can point at this API unchanged.
+Unknown fields (``context``, ``integrations``...) are accepted and ignored, as Segment does, so an existing
+Segment library can point at this API unchanged. Times must carry a UTC offset: a naive time is ambiguous.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _iso_text(value: Any) -> Any:
+    """Only text: pydantic would read a number as seconds since 1970, which the OpenAPI document (and
+    Segment's spec) does not promise; a number here is more likely a mistake than a Unix time."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date-time string with a UTC offset, e.g. 2026-11-25T10:00:00Z")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the range of dates that can be stored (years 1 to 9999 in UTC)") from None
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_utc)]
+"""A point in time, in UTC."""
 
 
 class _Message(BaseModel):
@@ -21,13 +50,33 @@ class _Message(BaseModel):
     """The message's own id: the same id twice has effect once. Generated when missing (no deduplication)."""
     user_id: Id | None = Field(default=None, alias="userId")
     anonymous_id: Id | None = Field(default=None, alias="anonymousId")
-    timestamp: datetime | None = None
+    timestamp: Time | None = None
+    """When it happened, by the sender's clock."""
+    sent_at: Time | None = Field(default=None, alias="sentAt")
+    """When the sender sent it, by the same clock: the difference to when it arrived is that clock's skew."""
 
     @model_validator(mode="after")
     def _someone(self) -> _Message:
         if self.user_id is None and self.anonymous_id is None:
             raise ValueError("userId or anonymousId is required")
         return self
+
+    def occurred_at(self, received_at: datetime, batch_sent_at: datetime | None = None) -> datetime:
+        """When it happened by our clock, as Segment computes it: ``receivedAt - (sentAt - timestamp)``.
+
+        A device whose clock is a day ahead sends tomorrow's ``timestamp`` and ``sentAt``; the difference
+        between them is what counts. Without ``sentAt`` the ``timestamp`` is taken as is (historical imports
+        keep their dates), except that nothing happened later than it arrived. Without ``timestamp``: arrival.
+        """
+        sent_at = self.sent_at or batch_sent_at
+        if self.timestamp is None:
+            return received_at
+        if sent_at is not None:
+            try:
+                return received_at - max(sent_at - self.timestamp, timedelta(0))
+            except OverflowError:  # sent thousands of years after it happened: no clock is that skewed
+                pass
+        return min(self.timestamp, received_at)
 
 
 class TrackMessage(_Message):
@@ -63,9 +112,11 @@ BatchItem = Annotated[
 class BatchMessage(BaseModel):
     """``POST /v1/batch``: several messages; all are validated before any is delivered."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     batch: list[BatchItem] = Field(min_length=1, max_length=1000)
+    sent_at: Time | None = Field(default=None, alias="sentAt")
+    """When the batch was sent, for messages without a ``sentAt`` of their own (Segment's libraries put it here)."""
 
 
 class JourneyReached(BaseModel):
