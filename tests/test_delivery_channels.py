@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -85,14 +85,16 @@ class Rig:
             return list(session.exec(select(Delivery).order_by(Delivery.id)))  # type: ignore[arg-type]
 
 
-def send_input(channels: list[str], *, key: str = "k1", mode: str = "all", **kw: Any) -> SendMessageInput:
+def send_input(
+    channels: list[str], *, key: str = "k1", mode: Literal["all", "first"] = "all", **kw: Any
+) -> SendMessageInput:
     return SendMessageInput(
         idempotency_key=key,
         journey="j",
         step="s",
         customer_id=kw.pop("customer_id", "c1"),
         channels=channels,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         template=kw.pop("template", "hello"),
         category=kw.pop("category", "transactional"),
         variables={"vars": {"store": "Smith & Sons"}},

@@ -25,6 +25,7 @@ from activities.receipts import (
     verify_twilio_signature,
 )
 from activities.rendering import TemplateRenderer
+from journeymap.models import Category
 from runtime.settings import DeliverySettings
 from storage import Customer, Delivery, make_engine
 from storage.tables import CustomerIdentity
@@ -33,8 +34,8 @@ NIGHT, MORNING = time(21, 0), time(8, 0)
 NEW_YORK, TOKYO, LONDON = ZoneInfo("America/New_York"), ZoneInfo("Asia/Tokyo"), ZoneInfo("Europe/London")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,9 @@ class Rig:
             session.add(Customer(id=customer_id, traits={"email": "a@example.test", "phone": "+1 555 0100", **traits}))
             session.commit()
 
-    async def send(self, channels: list[str], category: str, key: str = "k", journey: str = "j") -> SendMessageResult:
+    async def send(
+        self, channels: list[str], category: Category, key: str = "k", journey: str = "j"
+    ) -> SendMessageResult:
         input = SendMessageInput(
             idempotency_key=key,
             journey=journey,
@@ -110,7 +113,7 @@ class Rig:
             customer_id="c1",
             channels=channels,
             template="m",
-            category=category,  # type: ignore[arg-type]
+            category=category,
         )
         result: SendMessageResult = await ActivityEnvironment().run(self.acts.send_message, input)
         return result

@@ -465,8 +465,8 @@ steps:
     async with running_journeys(
         time_env.client, tmp_path, task_queue, folder, delivery=strict, database_url=database_url
     ) as j:
-        j.add_customer("m1", reachable=False, phone="+15555550101")  # no device token: push cannot reach
-        j.add_customer("m2", reachable=False, email="m2@example.com")  # neither push nor sms can reach
+        j.add_profile("m1", phone="+15555550101")  # no device token: push cannot reach
+        j.add_profile("m2", email="m2@example.com")  # neither push nor sms can reach
         await j.send("m1", "start")
         await j.send("m2", "start")
         first = await j.handle("fallback", "m1").result()
