@@ -210,8 +210,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_api(target: str, task_queue: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
-    """The event API in its own process (as deployed), or None when this checkout has no API yet."""
+def _start_api(
+    target: str, task_queue: str, data_dir: Path, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str] | None:
+    """``journeys api`` in its own process(es), as deployed; None when this checkout has no API yet."""
     try:
         import starter.api.app  # noqa: F401
     except ImportError:
@@ -223,12 +225,11 @@ def _start_api(target: str, task_queue: str, data_dir: Path) -> tuple[subprocess
         "JOURNEYS_TASK_QUEUE": task_queue,
         "JOURNEYS_DATA_DIR": str(data_dir),
         "JOURNEYS_API_KEYS": API_KEY,
+        "JOURNEYS_API_PORT": str(port),
+        "JOURNEYS_API_WORKERS": str(workers),
     }
-    code = (
-        "import uvicorn; from runtime.settings import Settings; from starter.api.app import create_app; "
-        f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
-    )
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
+    command = [sys.executable, "-m", "starter.cli", "api"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -243,12 +244,14 @@ def _start_api(target: str, task_queue: str, data_dir: Path) -> tuple[subprocess
     return None
 
 
-async def measure(setting: str, customers: int, concurrency: int, rounds: int, batch: int) -> list[dict[str, Any]]:
+async def measure(
+    setting: str, customers: int, concurrency: int, rounds: int, batch: int, api_workers: int = 1
+) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         async with dev_server(Path(tmp) / "temporal.db", PRAGMAS[setting]) as env:
             task_queue = f"bench-ingest-{uuid.uuid4().hex[:8]}"
             target = env.client.service_client.config.target_host
-            api = _start_api(target, task_queue, Path(tmp))
+            api = _start_api(target, task_queue, Path(tmp), api_workers)
             paths = Paths(env.client, task_queue, api[1] if api else None)
             results: dict[str, list[float]] = {}
             try:
@@ -297,13 +300,16 @@ def main() -> None:
     args_parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
     args_parser.add_argument("--rounds", type=int, default=3)
     args_parser.add_argument("--batch", type=int, default=100, help="messages per /v1/batch request")
+    args_parser.add_argument("--api-workers", type=int, default=1, help="journeys api --workers")
     args_parser.add_argument("--pragmas", choices=sorted(PRAGMAS), nargs="*", default=sorted(PRAGMAS))
     args = args_parser.parse_args()
     if args.quick:
         args.customers, args.rounds, args.concurrency, args.batch, args.pragmas = 40, 1, 8, 10, ["wal"]
     rows: list[dict[str, Any]] = []
     for setting in args.pragmas:
-        rows += asyncio.run(measure(setting, args.customers, args.concurrency, args.rounds, args.batch))
+        rows += asyncio.run(
+            measure(setting, args.customers, args.concurrency, args.rounds, args.batch, args.api_workers)
+        )
     report(
         "ingestion",
         {
@@ -313,6 +319,7 @@ def main() -> None:
             "rounds": args.rounds,
             "statistic": "median of rounds",
             "worker": "none (acceptance only)",
+            "api": f"journeys api --workers {args.api_workers}",
         },
         rows,
         args.json,

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_keys: str = ""
     """Comma-separated API keys accepted by the event API and the codec server (``JOURNEYS_API_KEYS``)."""
+    api_workers: int = Field(default=1, ge=1, le=64)
+    """Processes serving the event API on its one port (``journeys api --workers``): one per spare core."""
     api_max_body_bytes: int = 512 * 1024
     """Largest request body the event API reads (Segment's batch limit is 500 KB)."""
     api_public_url: str | None = None

@@ -18,9 +18,11 @@ from workflows.ids import journey_workflow_id
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_api_process_serves_events_and_stops_on_sigterm(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workers: int
 ) -> None:
+    """One process, or several on one port (``--workers``): each answers, and SIGTERM stops them all."""
     port = free_port()
     env = journeys_env()
     env |= {
@@ -31,7 +33,10 @@ async def test_api_process_serves_events_and_stops_on_sigterm(
         "JOURNEYS_API_PORT": str(port),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "starter.cli", "api", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+        *[sys.executable, "-m", "starter.cli", "api", "--workers", str(workers)],
+        cwd=ROOT,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
@@ -41,15 +46,20 @@ async def test_api_process_serves_events_and_stops_on_sigterm(
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.1)
-            response = await http.post(
-                "/v1/track",
-                auth=("deployed-key", ""),
-                json={"userId": "deployed-1", "event": "refill_ordered", "properties": {"rx_id": "rx-1"}},
-            )
-        assert response.status_code == 200, response.text
-        assert [r["action"] for r in response.json()["journeys"]] == ["not_in_journey"]
+
+        async def track(customer: str) -> httpx.Response:
+            # A connection of its own, so that with several processes more than one of them answers.
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as fresh:
+                body = {"userId": customer, "event": "refill_ordered", "properties": {"rx_id": "rx-1"}}
+                return await fresh.post("/v1/track", auth=("deployed-key", ""), json=body)
+
+        for response in await asyncio.gather(*(track(f"deployed-{i}") for i in range(8))):
+            assert response.status_code == 200, response.text
+            assert [r["action"] for r in response.json()["journeys"]] == ["not_in_journey"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+        with pytest.raises(httpx.ConnectError):  # every process is gone: nothing listens any more
+            await track("after-stop")
     finally:
         if process.returncode is None:
             process.kill()

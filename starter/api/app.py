@@ -282,7 +282,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
             reached = [JourneyReached(journey=r.journey, workflow_id=r.workflow_id, action=r.action) for r in routed]
         result = MessageResult(message_id=message_id, type=message.type, customer_id=customer_id, journeys=reached)
         await services.bookkeeping.after_routing(Handled(customer_id, event, result))
-        log.info("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
+        log.debug("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
         return result
 
     @app.post("/v1/track", response_model=MessageResult, response_model_by_alias=True, dependencies=[Auth])

@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 
 from runtime.settings import Settings
@@ -22,6 +25,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("api", help="serve the event API (JOURNEYS_API_KEYS must be set)")
     parser.add_argument("--host", default=None, help="default: JOURNEYS_API_HOST")
     parser.add_argument("--port", type=int, default=None, help="default: JOURNEYS_API_PORT")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes serving the one port, one per spare core (default: JOURNEYS_API_WORKERS, 1)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -29,13 +38,29 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
     host, port = args.host or settings.api_host, args.port or settings.api_port
+    workers = args.workers if args.workers is not None else settings.api_workers
     try:
-        app = create_app(settings)
-        asyncio.run(_serve(app, host, port))
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
+        app = create_app(settings)  # checks the configuration (API keys) before any process starts
+        if workers == 1:
+            _run(_serve(app, host, port))
+        else:
+            _serve_processes(host, port, workers)
     except (ValueError, ApiBindError) as exc:
         print(f"journeys api: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where it exists (not on Windows): a cheaper event loop is more events a second per process."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def _serve(app: FastAPI, host: str, port: int) -> None:
@@ -47,4 +72,26 @@ async def _serve(app: FastAPI, host: str, port: int) -> None:
     async with serving(app, host, port):
         log.info("event API on http://%s:%s (OpenAPI at /docs)", host, port)
         await stop.wait()
+    log.info("event API stopped")
+
+
+def _serve_processes(host: str, port: int, workers: int) -> None:
+    """``workers`` processes on one port under uvicorn's supervisor (it restarts one that dies; SIGTERM stops
+    them all gracefully). Each builds its own app, Temporal client and database engine from ``JOURNEYS_*``."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ApiBindError(f"the event API cannot listen on {host}:{port}: {exc.strerror}") from exc
+    log.info("event API on http://%s:%s with %d worker processes (OpenAPI at /docs)", host, port, workers)
+    uvicorn.run(
+        "starter.api.asgi:app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
     log.info("event API stopped")
