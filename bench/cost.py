@@ -17,7 +17,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
@@ -64,9 +66,18 @@ class RecordingJourneys(Journeys):
         routed = await super().send(customer_id, type, event_id, **properties)
         for r in routed:
             if r.workflow_id is not None and r.action == "started_or_signalled":
-                described = await self.client.get_workflow_handle(r.workflow_id).describe()
-                self.runs.add((r.workflow_id, described.run_id or ""))
+                self.runs.add((r.workflow_id, await _current_run(self.client, r.workflow_id)))
         return routed
+
+
+async def _current_run(client: Client, workflow_id: str) -> str:
+    """The run id, read from the raw description: the time-skipping server sends a Datetime search attribute
+    (JourneyWaitUntil) in a form the SDK's ``describe()`` cannot decode."""
+    request = DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+    )
+    described = await client.workflow_service.describe_workflow_execution(request)
+    return str(described.workflow_execution_info.execution.run_id)
 
 
 async def all_runs(client: Client, workflow_id: str, run_ids: set[str]) -> list[WorkflowHistory]:

@@ -108,10 +108,46 @@ async def order_updates(j: Journeys, env: WorkflowEnvironment, customer: str) ->
     return ids
 
 
+async def lifecycle(j: Journeys, env: WorkflowEnvironment, customer: str) -> list[str]:
+    """Signs up, buys five times in two months (a loyalty milestone), opens the app now and then, goes quiet
+    (rescue, then lost, promotions paused) and comes back with an order in the autumn (welcome back)."""
+    j.add_customer(customer, first_name="Sam", email=f"{customer}@example.invalid", phone="+15555550100")
+    await j.send(customer, "signed_up")
+    day = 0
+    for when, event in [
+        (5, "order_placed"),
+        (20, "order_placed"),
+        (35, "order_placed"),
+        (50, "order_placed"),
+        (70, "order_placed"),
+        (90, "app_opened"),
+        (120, "app_opened"),
+        (300, "order_placed"),  # after 60 quiet days (rescue) and 30 more (lost)
+    ]:
+        await env.sleep(timedelta(days=when - day))
+        day = when
+        if event == "order_placed":
+            await j.send(customer, event, order_id=f"o-{when}", amount=42)
+        else:
+            await j.send(customer, event)
+    await env.sleep(YEAR - timedelta(days=day))
+    return [j.handle("lifecycle", customer).id]
+
+
+async def anniversary(j: Journeys, env: WorkflowEnvironment, customer: str) -> list[str]:
+    """Signs up; a year and a day pass (one thank-you on the first anniversary, at 10:00 local time)."""
+    j.add_customer(customer, first_name="Sam", email=f"{customer}@example.invalid", timezone="Europe/Berlin")
+    await j.send(customer, "signed_up")
+    await env.sleep(YEAR + timedelta(days=1))
+    return [j.handle("anniversary", customer).id]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "pharmacy_refill": pharmacy_refill,
     "birthday": birthday,
     "monthly_statement": monthly_statement,
     "spending_limit": spending_limit,
     "order_updates": order_updates,
+    "lifecycle": lifecycle,
+    "anniversary": anniversary,
 }
