@@ -119,7 +119,9 @@ async def measure(customers: int, save: Path | None) -> list[dict[str, Any]]:
             totals: Counter[str] = Counter()
             with tempfile.TemporaryDirectory() as tmp:
                 queue = f"bench-cost-{uuid.uuid4().hex[:8]}"
-                async with running_journeys(env.client, Path(tmp), queue) as base:
+                async with running_journeys(
+                    env.client, Path(tmp), queue, database_url=f"sqlite:///{tmp}/journeys.db"
+                ) as base:
                     j = RecordingJourneys(**{f.name: getattr(base, f.name) for f in fields(base)})
                     j.runs = set()
                     for index in range(customers):

@@ -136,12 +136,13 @@ async def running_journeys(
     task_queue: str,
     journeys_dir: Path = ROOT / "journeys",
     *,
+    database_url: str,
     continue_as_new_after_events: int | None = None,
-    database_url: str | None = None,
     delivery: DeliverySettings | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[Journeys]:
-    """Pass the ``database_url`` fixture so the test also runs on PostgreSQL (SQLite in ``tmp_path`` otherwise)."""
+    """``database_url`` is required: a test passes the ``database_url`` fixture, so it runs on SQLite and again
+    on PostgreSQL (``scripts/test``); a tool outside the suite passes its own."""
     settings = Settings(
         data_dir=tmp_path,
         journeys_dir=journeys_dir,

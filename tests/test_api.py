@@ -51,14 +51,14 @@ class Api:
 
 
 @pytest_asyncio.fixture
-async def api(dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> AsyncIterator[Api]:
+async def api(dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str) -> AsyncIterator[Api]:
     # Only the pharmacy map, so what an event reaches does not change when other journeys are added.
     journeys_dir = tmp_path / "journeys"
     journeys_dir.mkdir()
     shutil.copy(ROOT / "journeys" / "pharmacy_refill.yaml", journeys_dir)
     shutil.copytree(ROOT / "journeys" / "templates", journeys_dir / "templates")
     settings = Settings(api_keys=",".join(KEYS), api_max_body_bytes=8192, journeys_dir=journeys_dir)
-    async with running_journeys(dev_env.client, tmp_path, task_queue, journeys_dir) as j:
+    async with running_journeys(dev_env.client, tmp_path, task_queue, journeys_dir, database_url=database_url) as j:
         app = create_app(settings, ApiServices(j.journeys, j.engine))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
@@ -138,6 +138,8 @@ async def test_every_configured_key_works_as_basic_or_bearer(api: Api) -> None:
         ("/v1/track", {"userId": "api-bad", "event": "x", "timestamp": "2026-11-25T10:00:00"}, "timestamp"),
         ("/v1/track", {"userId": "api-bad", "event": "x", "sentAt": "2026-11-25T10:00:00"}, "sentAt"),
         ("/v1/track", {"userId": "api-bad", "event": "x", "timestamp": 1764064800}, "timestamp"),
+        ("/v1/track", {"userId": "api\u0000bad", "event": "x"}, "userId"),
+        ("/v1/identify", {"userId": "api-bad", "traits": {"email": "x" * 401 + "@example.com"}}, "traits"),
         ("/v1/batch", {"batch": [{"type": "track", "userId": "b", "event": "x"}], "sentAt": "soon"}, "sentAt"),
         ("/v1/identify", {"userId": "", "traits": {}}, "userId"),
         ("/v1/batch", {"batch": []}, "batch"),
@@ -298,10 +300,10 @@ async def test_openapi_is_published_with_the_auth_schemes(api: Api) -> None:
 
 
 def test_identify_command_links_identities_without_printing_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str
 ) -> None:
     monkeypatch.setenv("JOURNEYS_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("JOURNEYS_DATABASE_URL", raising=False)
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
     assert main(["identify", "--anonymous-id", "v-9"]) == 0
     anonymous = capsys.readouterr().out.split()[1].rstrip(":")
     assert main(["identify", "user-9", "email=nine@example.com", "vip=true", "--anonymous-id", "v-9"]) == 0

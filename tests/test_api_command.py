@@ -9,9 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from starter.cli import main
+from storage import make_engine
+from storage.tables import Event
 from tests.processes import free_port, journeys_env
 from workflows.ids import journey_workflow_id
 
@@ -20,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_api_process_serves_events_and_stops_on_sigterm(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workers: int
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workers: int, database_url: str
 ) -> None:
     """One process, or several on one port (``--workers``): each answers, and SIGTERM stops them all."""
     port = free_port()
@@ -29,6 +32,7 @@ async def test_api_process_serves_events_and_stops_on_sigterm(
         "JOURNEYS_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "JOURNEYS_TASK_QUEUE": task_queue,
         "JOURNEYS_DATA_DIR": str(tmp_path),
+        "JOURNEYS_DATABASE_URL": database_url,
         "JOURNEYS_API_KEYS": "deployed-key",
         "JOURNEYS_API_PORT": str(port),
     }
@@ -73,9 +77,19 @@ def test_api_refuses_to_start_without_keys(monkeypatch: pytest.MonkeyPatch, caps
 
 
 async def test_track_command_still_routes_events(
-    dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    dev_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
 ) -> None:
     monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
     assert await asyncio.to_thread(main, ["track", "track-cli-1", "refill_ordered", "rx_id=rx-1"]) == 0
     expected = journey_workflow_id("pharmacy_refill", "track-cli-1", "rx-1")
     assert f"pharmacy_refill: not_in_journey ({expected})" in capsys.readouterr().out
+    # The event is recorded for the report, as the event API records it.
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        recorded = [(e.customer_id, e.type) for e in session.exec(select(Event))]
+    engine.dispose()
+    assert recorded == [("track-cli-1", "refill_ordered")]

@@ -46,7 +46,7 @@ def svix_headers(body: bytes, *, secret: str = SVIX_SECRET) -> dict[str, str]:
 
 @pytest_asyncio.fixture
 async def hooks(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Journeys]]:
     settings = Settings(
         api_keys="k",
@@ -54,7 +54,7 @@ async def hooks(
         api_public_url="https://journeys.example",
         delivery=DeliverySettings(twilio_auth_token=TOKEN),
     )
-    async with running_journeys(dev_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         app = create_app(settings, ApiServices(j.journeys, j.engine))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://internal") as http:
             yield http, j
@@ -121,9 +121,9 @@ async def test_inbound_sms_stop_needs_twilios_signature(hooks: tuple[httpx.Async
 
 
 async def test_unconfigured_provider_webhooks_are_not_there(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(dev_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         app = create_app(Settings(api_keys="k"), ApiServices(j.journeys, j.engine))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as http:
             assert (await http.post("/webhooks/email", content=b"{}")).status_code == 404

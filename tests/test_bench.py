@@ -22,6 +22,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
+    # SQLite only, no database_url: the benchmarks measure and tune the embedded default (SQLite pragmas).
     out = tmp_path / f"{name}.json"
     result = subprocess.run(
         [sys.executable, "-m", f"bench.{name}", "--quick", "--json", str(out)],

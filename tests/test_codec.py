@@ -88,9 +88,9 @@ def test_no_key_means_no_codec_and_a_key_file_turns_it_on(tmp_path: Path, monkey
 
 
 @pytest_asyncio.fixture
-async def codec_server(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def codec_server(dev_env: WorkflowEnvironment, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(api_keys="ops-key", codec_keys=new_key_line("k1"), codec_cors_origins=UI)
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = make_engine(database_url)
     journeys = JourneyClient(dev_env.client, load_catalog(settings.journeys_dir))
     app = create_app(settings, ApiServices(journeys, engine, data_converter(settings).payload_codec))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:

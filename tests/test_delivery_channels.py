@@ -56,6 +56,7 @@ sms:
 @dataclass
 class Rig:
     tmp_path: Path
+    database_url: str
     http: httpx.AsyncClient
 
     def __post_init__(self) -> None:
@@ -63,7 +64,7 @@ class Rig:
         templates.mkdir(exist_ok=True)
         (templates / "hello.yaml").write_text(TEMPLATE)
         (templates / "too_long.yaml").write_text(LONG_SMS)
-        self.engine = make_engine(f"sqlite:///{self.tmp_path / 'd.db'}")
+        self.engine = make_engine(self.database_url)
         self.renderer = TemplateRenderer(templates)
 
     def customer(self, customer_id: str = "c1", **traits: Any) -> None:
@@ -102,9 +103,9 @@ def send_input(
 
 
 @pytest_asyncio.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
     async with httpx.AsyncClient(timeout=5) as http:
-        r = Rig(tmp_path, http)
+        r = Rig(tmp_path, database_url, http)
         yield r
         r.engine.dispose()
 

@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Settings:
+    """The commands' settings, from the environment as a user sets it; the subprocess test inherits it."""
     monkeypatch.setenv("JOURNEYS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
     monkeypatch.setenv("JOURNEYS_JOURNEYS_DIR", str(ROOT / "journeys"))
     return Settings()
 

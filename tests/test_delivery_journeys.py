@@ -72,9 +72,11 @@ def zone_at_local_hour(now: datetime, hour: int) -> str:
 
 
 async def test_an_open_receipt_moves_a_journey_waiting_for_email_opened(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, journeys_dir(tmp_path, OPENED)) as j:
+    async with running_journeys(
+        time_env.client, tmp_path, task_queue, journeys_dir(tmp_path, OPENED), database_url=database_url
+    ) as j:
         j.add_customer("c1", email="c1@example.test", push_token="tok")
         await j.send("c1", "signup")
         state = await j.settled("opened", "c1")
@@ -99,19 +101,23 @@ async def test_an_open_receipt_moves_a_journey_waiting_for_email_opened(
         assert email.receipt == "opened" and email.opened_at is not None
 
 
-async def test_unknown_receipts_are_ignored(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, journeys_dir(tmp_path, OPENED)) as j:
+async def test_unknown_receipts_are_ignored(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
+    async with running_journeys(
+        time_env.client, tmp_path, task_queue, journeys_dir(tmp_path, OPENED), database_url=database_url
+    ) as j:
         assert apply_receipt(j.engine, Receipt("no-such-message", "delivered")) is None
 
 
 async def test_promotional_cap_holds_across_two_journeys_and_rolls_with_the_week(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, monkeypatch: pytest.MonkeyPatch
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
     monkeypatch.setenv("JOURNEYS_PROMOTIONAL_CAP", "1")
     monkeypatch.setenv("JOURNEYS_QUIET_HOURS_START", "00:00")
     monkeypatch.setenv("JOURNEYS_QUIET_HOURS_END", "00:00")
     folder = journeys_dir(tmp_path, PROMO_NOW, PROMO_LATER)
-    async with running_journeys(time_env.client, tmp_path, task_queue, folder) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
         j.add_customer("c1", email="c1@example.test")
         await j.send("c1", "signup")
         await j.settled("promo_now", "c1")
@@ -131,9 +137,11 @@ async def test_promotional_cap_holds_across_two_journeys_and_rolls_with_the_week
 
 
 async def test_a_promotional_send_at_night_waits_for_eight_in_the_morning_local(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, journeys_dir(tmp_path, PROMO_NOW)) as j:
+    async with running_journeys(
+        time_env.client, tmp_path, task_queue, journeys_dir(tmp_path, PROMO_NOW), database_url=database_url
+    ) as j:
         now = await time_env.get_current_time()
         zone = zone_at_local_hour(now, 2)
         j.add_customer("c1", email="c1@example.test", timezone=zone)

@@ -1,9 +1,9 @@
 """Effectively once, with real processes: a worker SIGKILLed in the middle of a send, then restarted.
 
-The worker is ``journeys worker`` in its own OS process against a real dev server, with a SQLite ledger and an
-HTTP email provider (Resend format) that answers slowly, so a send is surely in flight when the kill lands.
-Afterwards every expected message has arrived, and no idempotency key was delivered twice: the repeat of the
-interrupted request carried the same key and the provider dropped it.
+The worker is ``journeys worker`` in its own OS process against a real dev server, with the test's ledger
+(SQLite, or PostgreSQL under scripts/test) and an HTTP email provider (Resend format) that answers slowly, so a
+send is surely in flight when the kill lands. Afterwards every expected message has arrived, and no idempotency
+key was delivered twice: the repeat of the interrupted request carried the same key and the provider dropped it.
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ async def _until(check: object, what: str, seconds: float = 120) -> None:
 
 
 async def test_a_worker_killed_mid_send_delivers_every_message_once(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, slow_provider: FakeProvider
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, slow_provider: FakeProvider, database_url: str
 ) -> None:
     maps = write_journeys(tmp_path, {"onboarding": MAP}, {"hello": TEMPLATE})
-    engine = make_engine(f"sqlite:///{tmp_path / 'journeys.db'}")
+    engine = make_engine(database_url)
     with Session(engine) as session:
         for c in CUSTOMERS:
             session.add(Customer(id=c, traits={"email": f"{c}@example.test", "first_name": c}))
@@ -80,6 +80,7 @@ async def test_a_worker_killed_mid_send_delivers_every_message_once(
         "JOURNEYS_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "JOURNEYS_TASK_QUEUE": task_queue,
         "JOURNEYS_DATA_DIR": str(tmp_path),
+        "JOURNEYS_DATABASE_URL": database_url,
         "JOURNEYS_JOURNEYS_DIR": str(maps),
         "JOURNEYS_EMAIL_PROVIDER": "http",
         "JOURNEYS_HTTP_EMAIL_URL": slow_provider.url,

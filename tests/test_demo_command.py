@@ -14,10 +14,10 @@ from tests.harness import running_journeys
 
 
 async def test_demo_tells_the_pharmacy_story_end_to_end(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     said: list[str] = []
-    async with running_journeys(dev_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         settings = Settings(data_dir=tmp_path, task_queue=task_queue)
         sends = await play(
             dev_env.client, settings, j.engine, customer="demo-test", seconds_per_day=1.0, say=said.append

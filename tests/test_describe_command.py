@@ -21,11 +21,12 @@ async def test_describe_lists_each_journey_with_its_step_wait_and_sends(
     task_queue: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    database_url: str,
 ) -> None:
     customer = f"describe-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
     monkeypatch.delenv("JOURNEYS_CODEC_KEYS", raising=False)
-    async with running_journeys(dev_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         # Filled 28 days ago with 30 days' supply: the reminder is due now, then it waits for the order.
         for rx, days_ago in (("rx-1", 1), ("rx-2", 28)):
             await j.send(

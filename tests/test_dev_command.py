@@ -67,6 +67,7 @@ class Dev:
 @pytest_asyncio.fixture
 async def dev_process(tmp_path: Path) -> AsyncIterator[Dev]:
     ports = [free_port() for _ in range(3)]
+    # SQLite only, no database_url: the point is the embedded default, a journeys.db in the data folder.
     env = journeys_env()
     env["JOURNEYS_API_KEYS"] = KEY
     process = await asyncio.create_subprocess_exec(
@@ -171,6 +172,8 @@ async def test_dev_brings_everything_up_and_ctrl_c_stops_it_all(dev_process: Dev
     )
     snapshot = await keyed.get_workflow_handle(found[0]).query("state")
     assert snapshot["vars"]["rx_id"] == "RX-SECRET-4711"
+    # Nothing to set up: the journeys database is a SQLite file in the data folder.
+    assert (dev.data_dir / "journeys.db").is_file()
 
     children = descendants(dev.process.pid)
     assert children, "the Temporal dev server runs as a child process"
@@ -186,7 +189,7 @@ async def test_dev_says_which_port_is_taken(tmp_path: Path, flag: str) -> None:
         taken.listen()
         busy = taken.getsockname()[1]
         ports = {"--port": free_port(), "--ui-port": free_port(), "--api-port": free_port(), flag: busy}
-        env = journeys_env()
+        env = journeys_env()  # the embedded default (SQLite), as a newcomer runs it: no database_url
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

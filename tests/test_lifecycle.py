@@ -81,9 +81,9 @@ async def stage_search_attribute(j: Journeys, customer_id: str) -> object:
 
 
 async def test_welcome_standard_no_app_runs_the_whole_series_into_maintenance(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "standard")
         await add(j, time_env, c)
         routed = await j.send(c, "signed_up")
@@ -122,9 +122,9 @@ async def test_welcome_standard_no_app_runs_the_whole_series_into_maintenance(
 
 
 async def test_welcome_offer_with_app_skips_invite_and_first_purchase_reaches_goal(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "offer")
         await add(j, time_env, c, app_installed=True)
         await j.send(c, "signed_up")
@@ -148,9 +148,9 @@ async def test_welcome_offer_with_app_skips_invite_and_first_purchase_reaches_go
 
 
 async def test_welcome_holdout_gets_only_the_welcome_and_converts_or_times_out(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         buyer, quiet = customer_for("welcome_split", "holdout"), customer_for("welcome_split", "holdout")
         for c in (buyer, quiet):
             await add(j, time_env, c)
@@ -172,9 +172,9 @@ async def test_welcome_holdout_gets_only_the_welcome_and_converts_or_times_out(
 
 
 async def test_customer_met_through_an_order_skips_the_welcome(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "standard")
         await add(j, time_env, c)
         await j.send(c, "order_placed", order_id="o1", amount=25)
@@ -188,9 +188,9 @@ async def test_customer_met_through_an_order_skips_the_welcome(
 
 
 async def test_maintenance_review_referral_once_and_loyalty_milestone(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "standard")
         await add(j, time_env, c)
         await j.send(c, "order_placed", order_id="o1", amount=20)
@@ -231,9 +231,9 @@ async def _customer_in_maintenance(j: Journeys, env: WorkflowEnvironment, custom
 
 
 async def test_sixty_silent_days_rescue_with_offer_then_purchase_is_a_welcome_back(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("rescue_split", "offer")
         await _customer_in_maintenance(j, time_env, c)
         await time_env.sleep(timedelta(days=60, hours=1))
@@ -257,9 +257,9 @@ async def test_sixty_silent_days_rescue_with_offer_then_purchase_is_a_welcome_ba
 
 
 async def test_inactivity_event_rescue_reminder_then_lost_then_welcome_back(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("rescue_split", "reminder")
         await _customer_in_maintenance(j, time_env, c)
         await j.send(c, "inactivity", days_inactive=45)
@@ -285,9 +285,9 @@ async def test_inactivity_event_rescue_reminder_then_lost_then_welcome_back(
 
 
 async def test_rescue_holdout_and_app_activity_return_quietly_to_maintenance(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         held, held_lost, variant = (
             customer_for("rescue_split", "holdout"),
             customer_for("rescue_split", "holdout"),
@@ -320,9 +320,9 @@ async def test_rescue_holdout_and_app_activity_return_quietly_to_maintenance(
 
 
 async def test_account_closed_ends_the_lifecycle_in_any_stage(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "offer")
         await add(j, time_env, c)
         await j.send(c, "signed_up")
@@ -336,9 +336,11 @@ async def test_account_closed_ends_the_lifecycle_in_any_stage(
         assert templates(j, c) == ["lifecycle_welcome"]
 
 
-async def test_every_other_way_out_of_a_wait(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> None:
+async def test_every_other_way_out_of_a_wait(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
     """Purchases early in the welcome, inactivity right after a purchase, a purchase by a rescue holdout."""
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         early, later = customer_for("welcome_split", "standard"), customer_for("welcome_split", "offer")
         held = customer_for("rescue_split", "holdout")
         for c in (early, later):

@@ -41,9 +41,9 @@ def last(j: Journeys, customer_id: str, journey: str) -> Delivery:
 
 
 async def test_birthday_greeting_at_nine_local_every_year_unless_paused(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         now = await time_env.get_current_time()
         day = now.astimezone(TOKYO).date() + timedelta(days=10)
         birthday = f"1990-{day.month:02d}-{min(day.day, 28):02d}"
@@ -89,9 +89,9 @@ async def test_birthday_greeting_at_nine_local_every_year_unless_paused(
 
 
 async def test_anniversary_of_sign_up_at_ten_local_unless_paused(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         now = await time_env.get_current_time()
         thanked, paused = fresh(), fresh()
         j.add_customer(thanked, first_name="Yui", timezone="Asia/Tokyo", **CONTACT)

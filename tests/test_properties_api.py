@@ -49,7 +49,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api(dev_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def api(dev_env: WorkflowEnvironment, tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
     """The API's base URL and its task queue."""
     port, task_queue = _free_port(), f"props-{uuid.uuid4().hex[:8]}"
     env = {
@@ -57,6 +57,7 @@ def api(dev_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[tuple[str, str
         "JOURNEYS_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "JOURNEYS_TASK_QUEUE": task_queue,
         "JOURNEYS_DATA_DIR": str(tmp_path),
+        "JOURNEYS_DATABASE_URL": database_url,
         "JOURNEYS_API_KEYS": KEY,
     }
     code = (

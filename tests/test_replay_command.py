@@ -36,9 +36,10 @@ async def test_replay_passes_today_and_catches_a_non_deterministic_change(
     task_queue: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    database_url: str,
 ) -> None:
     customer = f"replay-{uuid.uuid4().hex[:8]}"
-    async with running_journeys(dev_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await j.send(
             customer,
             "prescription_filled",

@@ -85,9 +85,9 @@ async def seed(j: Journeys, env: WorkflowEnvironment) -> dict[str, list[str]]:
 
 
 async def test_report_counts_entries_steps_sends_splits_and_value(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         people = await seed(j, time_env)
         # A retried event is recorded once, as it has effect once.
         with Session(j.engine) as session:
@@ -187,10 +187,10 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 async def test_report_page_renders_funnels_and_cohorts_in_chromium(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     chromium()  # fail first, with the install line, when the browser is missing
-    async with running_journeys(time_env.client, tmp_path / "db", task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path / "db", task_queue, database_url=database_url) as j:
         await seed(j, time_env)
         await refresh_runs(j.client, j.engine, j.catalog)
         report = build_report(j.engine, j.catalog)
@@ -222,12 +222,11 @@ async def test_report_page_renders_funnels_and_cohorts_in_chromium(
 
 
 def test_report_command_writes_the_page_and_prints_json(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str
 ) -> None:
-    database = f"sqlite:///{tmp_path / 'journeys.db'}"
-    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database)
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
     monkeypatch.setenv("JOURNEYS_DATA_DIR", str(tmp_path))
-    engine = make_engine(database)
+    engine = make_engine(database_url)
     for number, amount in enumerate((12.5, 7.5)):
         event = JourneyEvent(
             id=f"e{number}", type="order_placed", properties={"order_id": f"o{number}", "amount": amount}
@@ -245,8 +244,8 @@ def test_report_command_writes_the_page_and_prints_json(
     assert "<svg" in (tmp_path / "report.html").read_text(encoding="utf-8")
 
 
-async def test_report_router_serves_json_and_the_page(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'journeys.db'}")
+async def test_report_router_serves_json_and_the_page(database_url: str) -> None:
+    engine = make_engine(database_url)
     record_event(engine, "c1", JourneyEvent(id="e1", type="signed_up"))
     app = FastAPI()
     context = ReportContext(engine, load_catalog(ROOT / "journeys"))

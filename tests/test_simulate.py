@@ -17,10 +17,10 @@ from tests.harness import running_journeys
 
 
 async def test_simulated_population_runs_the_journeys_and_fills_the_report(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     config = SimulationConfig(customers=30, days=75, seed=3)
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         result = await simulate(time_env, j.journeys, j.engine, config)
         j.started |= result.workflow_ids  # ended with the test, as the harness does with its own
         await refresh_runs(j.client, j.engine, j.catalog)

@@ -41,9 +41,9 @@ def ended(s: JourneySnapshot) -> bool:
 
 
 async def test_order_confirmed_and_shipped_by_email_arrived_by_sms_once(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = fresh()
         j.add_customer(c, first_name="Lea", **CONTACT)
         routed = await j.send(c, "order_placed", order_id="o1", amount=42.5)
@@ -76,9 +76,9 @@ async def test_order_confirmed_and_shipped_by_email_arrived_by_sms_once(
 
 
 async def test_order_not_shipped_or_not_delivered_ends_after_thirty_days(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = fresh()
         j.add_customer(c, **CONTACT)
         await j.send(c, "order_placed", order_id="o2")
@@ -95,8 +95,10 @@ async def test_order_not_shipped_or_not_delivered_ends_after_thirty_days(
         assert sorted(templates) == ["order_confirmed", "order_confirmed", "shipment_confirmed"]
 
 
-async def test_cancelled_order_exits_at_once(time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+async def test_cancelled_order_exits_at_once(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = fresh()
         j.add_customer(c, **CONTACT)
         await j.send(c, "order_placed", order_id="o4")
@@ -110,9 +112,9 @@ async def test_cancelled_order_exits_at_once(time_env: WorkflowEnvironment, tmp_
 
 
 async def test_monthly_statement_by_email_one_per_statement(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = fresh()
         j.add_customer(c, first_name="Lea", **CONTACT)
         await j.send(c, "statement_ready", statement_id="s-2026-10", period="October 2026", balance=120.5)
@@ -128,9 +130,9 @@ async def test_monthly_statement_by_email_one_per_statement(
 
 
 async def test_spending_limit_sms_only_for_opted_in_customers_at_most_daily(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         opted, silent = fresh(), fresh()
         j.add_customer(opted, spending_alerts=True, **CONTACT)
         j.add_customer(silent, **CONTACT)

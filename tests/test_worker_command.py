@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_worker_runs_journeys_exports_metrics_and_stops_on_sigterm(
-    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     metrics_port = free_port()
     env = journeys_env()
@@ -31,6 +31,7 @@ async def test_worker_runs_journeys_exports_metrics_and_stops_on_sigterm(
         "JOURNEYS_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "JOURNEYS_TASK_QUEUE": task_queue,
         "JOURNEYS_DATA_DIR": str(tmp_path),
+        "JOURNEYS_DATABASE_URL": database_url,
         "JOURNEYS_METRICS_PORT": str(metrics_port),
         "JOURNEYS_DELIVERY_TASK_QUEUE": f"{task_queue}-delivery",
         "JOURNEYS_DELIVERY_RATE_LIMITS": "sms=2,voice=0.5",

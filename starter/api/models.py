@@ -18,10 +18,25 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    field_validator,
     model_validator,
 )
 
-Id = Annotated[str, Field(min_length=1, max_length=200)]
+from starter.api.identities import TRAIT_IDENTITIES
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+"""An id is stored as text, and PostgreSQL text cannot hold NUL: refused here, on every database, as a 422."""
+
+IDENTITY_TRAIT_MAX = 400
+"""Identity traits (``email``, ``phone``, ``device_token``) are stored as ids: ``CustomerIdentity.value``'s
+length, which PostgreSQL enforces (SQLite does not)."""
 
 
 def _iso_text(value: Any) -> Any:
@@ -92,6 +107,15 @@ class IdentifyMessage(_Message):
 
     type: Literal["identify"] = "identify"
     traits: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("traits")
+    @classmethod
+    def _identity_traits_fit(cls, traits: dict[str, Any]) -> dict[str, Any]:
+        for name in TRAIT_IDENTITIES:
+            value = traits.get(name)
+            if isinstance(value, str) and (len(value) > IDENTITY_TRAIT_MAX or "\x00" in value):
+                raise ValueError(f"{name}: at most {IDENTITY_TRAIT_MAX} characters, and no NUL character")
+        return traits
 
 
 def _message_type(value: Any) -> str | None:

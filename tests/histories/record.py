@@ -103,7 +103,13 @@ async def main() -> None:
         for name, (scenario, threshold) in SCENARIOS.items():
             with tempfile.TemporaryDirectory() as tmp:
                 queue = f"record-{uuid.uuid4().hex[:8]}"
-                async with running_journeys(env.client, Path(tmp), queue, continue_as_new_after_events=threshold) as j:
+                async with running_journeys(
+                    env.client,
+                    Path(tmp),
+                    queue,
+                    database_url=f"sqlite:///{tmp}/journeys.db",
+                    continue_as_new_after_events=threshold,
+                ) as j:
                     customer = await scenario(j, env)
                     handle = j.handle(RX, customer, "rx1")
                     history = await handle.fetch_history()
