@@ -138,6 +138,7 @@ async def test_every_configured_key_works_as_basic_or_bearer(api: Api) -> None:
         ("/v1/track", {"userId": "api-bad", "event": "x", "timestamp": "2026-11-25T10:00:00"}, "timestamp"),
         ("/v1/track", {"userId": "api-bad", "event": "x", "sentAt": "2026-11-25T10:00:00"}, "sentAt"),
         ("/v1/track", {"userId": "api-bad", "event": "x", "timestamp": 1764064800}, "timestamp"),
+        ("/v1/identify", {"userId": "api-bad", "sentAt": "0"}, "sentAt"),
         ("/v1/track", {"userId": "api\u0000bad", "event": "x"}, "userId"),
         ("/v1/identify", {"userId": "api-bad", "traits": {"email": "x" * 401 + "@example.com"}}, "traits"),
         ("/v1/batch", {"batch": [{"type": "track", "userId": "b", "event": "x"}], "sentAt": "soon"}, "sentAt"),

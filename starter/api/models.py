@@ -40,11 +40,16 @@ length, which PostgreSQL enforces (SQLite does not)."""
 
 
 def _iso_text(value: Any) -> Any:
-    """Only text: pydantic would read a number as seconds since 1970, which the OpenAPI document (and
-    Segment's spec) does not promise; a number here is more likely a mistake than a Unix time."""
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an ISO 8601 date-time string with a UTC offset, e.g. 2026-11-25T10:00:00Z")
-    return value
+    """Only ISO 8601 text: pydantic would also read a number, or a numeric string, as seconds since 1970, which
+    the OpenAPI document (and Segment's spec) does not promise; such a value is more likely a mistake."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("must be an ISO 8601 date-time string with a UTC offset, e.g. 2026-11-25T10:00:00Z")
 
 
 def _in_utc(value: datetime) -> datetime:
