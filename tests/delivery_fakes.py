@@ -79,9 +79,14 @@ def provider_server() -> Iterator[FakeProvider]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
-            request = Request(
-                "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)
-            )
+            try:
+                content = self.rfile.read(length)
+            except ConnectionResetError:
+                return
+            if len(content) < length:
+                # The caller died mid-request (a SIGKILLed worker): a real server drops the half a request too.
+                return
+            request = Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, content)
             status, headers, body = fake.handle(request)
             data = json.dumps(body).encode()
             try:
