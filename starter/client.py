@@ -48,6 +48,11 @@ class JourneyClient:
     ) -> None:
         self._client = client
         self._catalog = catalog
+        # Routing is a dictionary look-up per event, not a walk over every map's steps.
+        self._by_event_type: dict[str, list[JourneyMap]] = {}
+        for journey in catalog.values():
+            for event_type in journey.event_types():
+                self._by_event_type.setdefault(event_type, []).append(journey)
         self._task_queue = task_queue
         self._continue_as_new_after = continue_as_new_after_events
         self._delivery = delivery
@@ -73,7 +78,8 @@ class JourneyClient:
         return self._client
 
     def journeys_for(self, event_type: str) -> list[JourneyMap]:
-        return [j for j in self._catalog.values() if event_type in j.event_types()]
+        """The maps that name ``event_type``, in catalog order (the catalog is fixed when the client is built)."""
+        return list(self._by_event_type.get(event_type, ()))
 
     async def send_event(self, customer_id: str, event: JourneyEvent) -> list[Routed]:
         """Deliver ``event`` of ``customer_id`` to every journey that names its type."""
