@@ -10,9 +10,6 @@ a crash could lose).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,7 +114,8 @@ class Bookkeeping:
 
     def _record(self, handled: list[Handled]) -> list[None]:
         """Blocking. One transaction for the batch; a row that is there already (the same event recorded before,
-        the same message handled at this very moment) is skipped, and its first version stands."""
+        the same message handled at this very moment) is skipped, and its first version stands. The batcher runs
+        one call at a time, so this process has one writer: on SQLite its threads never wait on each other."""
         now = datetime.now(UTC)
         events = [
             event_values(h.customer_id, h.event, at=h.event.timestamp or now) for h in handled if h.event is not None
@@ -136,7 +134,7 @@ class Bookkeeping:
         if ignoring is None:
             self._record_one_by_one(handled)
             return [None] * len(handled)
-        with _writing(self.engine), self.engine.begin() as connection:
+        with self.engine.begin() as connection:
             if events:
                 connection.execute(ignoring(_table(Event)), events)
             connection.execute(ignoring(_table(ProcessedMessage)), answers)
@@ -172,25 +170,6 @@ def _insert_ignoring_duplicates(engine: Engine) -> Any | None:
         return statement
 
     return ignoring
-
-
-_SQLITE_WRITER = threading.Lock()
-
-
-@contextmanager
-def _writing(engine: Engine) -> Iterator[None]:
-    """On SQLite, one writing thread at a time in this process.
-
-    SQLite has one writer per file. A thread that holds the write lock can lose the GIL for milliseconds
-    between its INSERT and COMMIT; every other writer then meets SQLITE_BUSY and its busy handler sleeps (1,
-    2, 5, 10 ms...). Waiting on a Python lock instead wakes the next writer the moment the first commits.
-    PostgreSQL has row locks and needs none of this.
-    """
-    if engine.dialect.name != "sqlite":
-        yield
-        return
-    with _SQLITE_WRITER:
-        yield
 
 
 def _remember(engine: Engine, result: MessageResult) -> None:

@@ -25,11 +25,8 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[None]:
-    """Serve ``app`` on ``host:port`` until the context exits."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    # Bind here, not in uvicorn: a taken port becomes a clear error instead of uvicorn's exit from the loop.
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or :class:`ApiBindError` naming the address and why."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -37,6 +34,15 @@ async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[None]:
     except OSError as exc:
         sock.close()
         raise ApiBindError(f"the event API cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[None]:
+    """Serve ``app`` on ``host:port`` until the context exits."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    # Bind here, not in uvicorn: a taken port becomes a clear error instead of uvicorn's exit from the loop.
+    sock = bind(host, port)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():

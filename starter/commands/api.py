@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -16,7 +15,7 @@ from fastapi import FastAPI
 
 from runtime.settings import Settings
 from starter.api import create_app
-from starter.api.server import ApiBindError, serving
+from starter.api.server import ApiBindError, bind, serving
 
 log = logging.getLogger("journeys.api")
 
@@ -78,12 +77,7 @@ async def _serve(app: FastAPI, host: str, port: int) -> None:
 def _serve_processes(host: str, port: int, workers: int) -> None:
     """``workers`` processes on one port under uvicorn's supervisor (it restarts one that dies; SIGTERM stops
     them all gracefully). Each builds its own app, Temporal client and database engine from ``JOURNEYS_*``."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ApiBindError(f"the event API cannot listen on {host}:{port}: {exc.strerror}") from exc
+    bind(host, port).close()  # a taken port is a clear error here, not in uvicorn's supervisor
     log.info("event API on http://%s:%s with %d worker processes (OpenAPI at /docs)", host, port, workers)
     uvicorn.run(
         "starter.api.asgi:app",
