@@ -70,6 +70,10 @@ class Consent(SQLModel, table=True):
     at: datetime = Field(default_factory=_now)
 
 
+IDENTITY_VALUE_MAX = 400
+"""The longest identity value (an email, a device token) the table holds; PostgreSQL enforces it."""
+
+
 class CustomerIdentity(SQLModel, table=True):
     """One identity (user id, anonymous id, email, phone, device token) linked to one customer.
 
@@ -78,7 +82,7 @@ class CustomerIdentity(SQLModel, table=True):
 
     kind: str = Field(primary_key=True, max_length=20)
     """``user_id``, ``anonymous_id``, ``email``, ``phone`` or ``device_token``."""
-    value: str = Field(primary_key=True, max_length=400)
+    value: str = Field(primary_key=True, max_length=IDENTITY_VALUE_MAX)
     customer_id: str = Field(index=True, max_length=200)
     linked_at: datetime = Field(default_factory=_now)
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from starter.api.identities import TRAIT_IDENTITIES
+from storage.tables import IDENTITY_VALUE_MAX
 
 
 def _no_nul(value: str) -> str:
@@ -33,10 +34,6 @@ def _no_nul(value: str) -> str:
 
 Id = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 """An id is stored as text, and PostgreSQL text cannot hold NUL: refused here, on every database, as a 422."""
-
-IDENTITY_TRAIT_MAX = 400
-"""Identity traits (``email``, ``phone``, ``device_token``) are stored as ids: ``CustomerIdentity.value``'s
-length, which PostgreSQL enforces (SQLite does not)."""
 
 
 def _iso_text(value: Any) -> Any:
@@ -118,8 +115,8 @@ class IdentifyMessage(_Message):
     def _identity_traits_fit(cls, traits: dict[str, Any]) -> dict[str, Any]:
         for name in TRAIT_IDENTITIES:
             value = traits.get(name)
-            if isinstance(value, str) and (len(value) > IDENTITY_TRAIT_MAX or "\x00" in value):
-                raise ValueError(f"{name}: at most {IDENTITY_TRAIT_MAX} characters, and no NUL character")
+            if isinstance(value, str) and (len(value) > IDENTITY_VALUE_MAX or "\x00" in value):
+                raise ValueError(f"{name}: at most {IDENTITY_VALUE_MAX} characters, and no NUL character")
         return traits
 
 
