@@ -26,9 +26,21 @@ class Squares:
         return [item * item for item in items]
 
 
-async def _until_called(squares: Squares, calls: int) -> None:
-    while len(squares.batches) < calls:
+Submitted = asyncio.Task[int]
+
+
+async def _submit_during_a_call(
+    batcher: Batcher[int, int], squares: Squares, first: int, then: list[int]
+) -> tuple[Submitted, list[Submitted]]:
+    """Submit ``first``, hold the call it starts, submit ``then`` meanwhile, and let the call finish."""
+    squares.release.clear()
+    running = asyncio.create_task(batcher.submit(first))
+    while not squares.batches:
         await asyncio.sleep(0.01)
+    waiting = [asyncio.create_task(batcher.submit(n)) for n in then]
+    await asyncio.sleep(0.05)
+    squares.release.set()
+    return running, waiting
 
 
 async def test_an_idle_batcher_runs_an_item_at_once_and_alone() -> None:
@@ -41,12 +53,7 @@ async def test_an_idle_batcher_runs_an_item_at_once_and_alone() -> None:
 async def test_items_submitted_during_a_call_go_together_in_the_next_and_each_gets_its_result() -> None:
     squares = Squares()
     batcher = Batcher(squares)
-    squares.release.clear()
-    first = asyncio.create_task(batcher.submit(1))
-    await _until_called(squares, 1)
-    waiting = [asyncio.create_task(batcher.submit(n)) for n in range(2, 8)]
-    await asyncio.sleep(0.05)
-    squares.release.set()
+    first, waiting = await _submit_during_a_call(batcher, squares, 1, list(range(2, 8)))
     assert await first == 1
     assert await asyncio.gather(*waiting) == [n * n for n in range(2, 8)]
     assert squares.batches == [[1], list(range(2, 8))]
@@ -55,12 +62,7 @@ async def test_items_submitted_during_a_call_go_together_in_the_next_and_each_ge
 async def test_a_batch_is_never_larger_than_max_batch() -> None:
     squares = Squares()
     batcher = Batcher(squares, max_batch=4)
-    squares.release.clear()
-    first = asyncio.create_task(batcher.submit(0))
-    await _until_called(squares, 1)
-    waiting = [asyncio.create_task(batcher.submit(n)) for n in range(1, 11)]
-    await asyncio.sleep(0.05)
-    squares.release.set()
+    first, waiting = await _submit_during_a_call(batcher, squares, 0, list(range(1, 11)))
     await first
     assert await asyncio.gather(*waiting) == [n * n for n in range(1, 11)]
     assert [len(batch) for batch in squares.batches] == [1, 4, 4, 2]
@@ -69,12 +71,7 @@ async def test_a_batch_is_never_larger_than_max_batch() -> None:
 async def test_a_failed_call_fails_its_own_submitters_only() -> None:
     squares = Squares()
     batcher = Batcher(squares)
-    squares.release.clear()
-    held = asyncio.create_task(batcher.submit(2))
-    await _until_called(squares, 1)
-    doomed = [asyncio.create_task(batcher.submit(n)) for n in (3, -1)]
-    await asyncio.sleep(0.05)
-    squares.release.set()
+    held, doomed = await _submit_during_a_call(batcher, squares, 2, [3, -1])
     assert await held == 4
     for task in doomed:
         with pytest.raises(ValueError, match="negative item"):
