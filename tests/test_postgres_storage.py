@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import Table
 from sqlmodel import Session, SQLModel, select
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -84,11 +85,7 @@ async def test_the_event_apis_bookkeeping_records_each_message_once(database_url
     record_event(engine, "c-5", JourneyEvent(id="m-old", type="page_viewed"))
     bookkeeping = Bookkeeping(engine)
 
-    def handled(message_id: str, customer_id: str) -> Handled:
-        event = JourneyEvent(id=message_id, type="page_viewed", properties={"path": "/rx"})
-        return Handled(customer_id, event, MessageResult(message_id=message_id, type="track", customer_id=customer_id))
-
-    batch = [handled("m-1", "c-5"), handled("m-1", "c-5"), handled("m-2", "c-6"), handled("m-old", "c-5")]
+    batch = [_handled("m-1", "c-5"), _handled("m-1", "c-5"), _handled("m-2", "c-6"), _handled("m-old", "c-5")]
     await asyncio.gather(*(bookkeeping.after_routing(h) for h in batch))
     with Session(engine) as session:
         events = sorted((e.event_id, e.customer_id) for e in session.exec(select(Event)))
@@ -98,6 +95,46 @@ async def test_the_event_apis_bookkeeping_records_each_message_once(database_url
     again = await bookkeeping.before_routing(TrackMessage(messageId="m-2", userId="u-6", event="page_viewed"))
     assert again.first is not None and again.customer_id == "c-6"
     engine.dispose()
+
+
+def _handled(message_id: str, customer_id: str) -> Handled:
+    event = JourneyEvent(id=message_id, type="page_viewed", properties={"path": "/rx"})
+    return Handled(customer_id, event, MessageResult(message_id=message_id, type="track", customer_id=customer_id))
+
+
+async def test_the_bookkeeping_records_before_it_looks_up_in_one_call(database_url: str) -> None:
+    """A copy of a message that arrives while its first copy is being recorded is answered as the duplicate it
+    is, so it is not sent to the journeys a second time."""
+    engine = make_engine(database_url)
+    bookkeeping = Bookkeeping(engine)
+    copy = TrackMessage(messageId="m-7", userId="u-7", event="page_viewed")
+    recorded, found = await asyncio.gather(
+        bookkeeping.after_routing(_handled("m-7", "c-7")), bookkeeping.before_routing(copy)
+    )
+    assert recorded is None
+    assert found.first is not None and found.first.message_id == "m-7" and found.customer_id == "c-7"
+    engine.dispose()
+
+
+async def test_a_failed_record_fails_its_own_request_not_the_look_ups_beside_it(database_url: str) -> None:
+    engine = make_engine(database_url)
+    _table_of(Event).drop(engine)  # the records of this call cannot be written
+    bookkeeping = Bookkeeping(engine)
+    outcomes = await asyncio.gather(
+        bookkeeping.after_routing(_handled("m-8", "c-8")),
+        bookkeeping.before_routing(TrackMessage(messageId="m-9", userId="u-9", event="page_viewed")),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], Exception)
+    assert not isinstance(outcomes[1], BaseException) and outcomes[1].customer_id == "u-9"
+    with Session(engine) as session:
+        assert session.get(ProcessedMessage, "m-8") is None, "nothing half-written: the answer went with the event"
+    engine.dispose()
+
+
+def _table_of(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 async def test_racing_attempts_of_one_send_record_it_once(database_url: str) -> None:

@@ -2,10 +2,15 @@
 
 Before a message goes to Temporal: was its ``messageId`` handled already (then its first answer is given
 again), and which customer is it about. After Temporal took it: the event for the report and the answer for
-that de-duplication, in one transaction. Both run through a :class:`~starter.api.batching.Batcher`, so at a few
-hundred requests a second the API makes a handful of thread hops and transactions instead of two per message;
-each request still waits for its own rows to be committed before it is answered (nothing is acknowledged that
-a crash could lose).
+that de-duplication, in one transaction. Both kinds of work share one :class:`~starter.api.batching.Batcher`,
+so at a few hundred requests a second the API makes a handful of thread hops and transactions instead of two
+per message; each request still waits for its own rows to be committed before it is answered (nothing is
+acknowledged that a crash could lose).
+
+One batcher, not one per kind: two threads running SQLAlchemy at once beside the event loop fight over the GIL;
+measured, look-ups and records run that way cost more than twice the sum of each alone (docs/benchmarks.md).
+In one call the records go first, so a copy of a message whose first copy is being recorded is answered as
+the duplicate it is.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table
+from sqlalchemy import Connection, Insert, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -53,44 +58,61 @@ class Bookkeeping:
 
     def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
         self.engine = engine
-        self._lookups: Batcher[Message, Lookup | Exception] = Batcher(self._look_up, max_batch=max_batch)
-        self._records: Batcher[Handled, None] = Batcher(self._record, max_batch=max_batch)
+        # Built once: building a statement cost more CPU than running it, at a few messages a call.
+        ignoring = _insert_ignoring_duplicates(engine)
+        self._inserts = None if ignoring is None else (ignoring(_table(Event)), ignoring(_table(ProcessedMessage)))
+        self._work: Batcher[Message | Handled, Lookup | Exception | None] = Batcher(self._run, max_batch=max_batch)
 
     async def before_routing(self, message: Message) -> Lookup:
-        found = await self._lookups.submit(message)
+        found = await self._work.submit(message)
         if isinstance(found, Exception):
             raise found
+        assert found is not None
         return found
 
     async def after_routing(self, handled: Handled) -> None:
         """Recorded only after the journeys took the event: if Temporal was unreachable, the backend's retry is
         not mistaken for a duplicate."""
-        await self._records.submit(handled)
+        failed = await self._work.submit(handled)
+        if isinstance(failed, Exception):
+            raise failed
 
-    def _look_up(self, messages: list[Message]) -> list[Lookup | Exception]:
+    def _run(self, work: list[Message | Handled]) -> list[Lookup | Exception | None]:
+        """Blocking. The records, then the look-ups; a failure of one kind fails only its own submitters."""
+        handled = [item for item in work if isinstance(item, Handled)]
+        messages = [item for item in work if not isinstance(item, Handled)]
+        recorded: Exception | None = None
+        found: list[Lookup | Exception] = []
+        with self.engine.connect() as connection:
+            if handled:
+                try:
+                    self._record(connection, handled)
+                except Exception as error:
+                    recorded = error
+            if messages:
+                try:
+                    found = self._look_up(connection, messages)
+                except Exception as error:
+                    found = [error] * len(messages)
+        lookups = iter(found)
+        return [recorded if isinstance(item, Handled) else next(lookups) for item in work]
+
+    def _look_up(self, connection: Connection, messages: list[Message]) -> list[Lookup | Exception]:
         """Blocking. The commonest message, a track by a known user id, costs its share of two reads by primary
         key for the whole batch, in SQL without the ORM (its bookkeeping cost more CPU than the reads). Anything
         with something to link (an anonymous id, traits, a new user) goes through :func:`resolve_customer`, one
         message at a time in arrival order, so two messages of one new customer link it once."""
         message_ids = {m.message_id for m in messages if m.message_id is not None}
         plain_users = {m.user_id for m in messages if _plain_track(m) and m.user_id is not None}
-        with self.engine.connect() as connection:
-            answered: dict[str, Any] = {}
-            if message_ids:
-                rows = connection.execute(
-                    select(col(ProcessedMessage.message_id), col(ProcessedMessage.response)).where(
-                        col(ProcessedMessage.message_id).in_(message_ids)
-                    )
-                )
-                answered = {str(message_id): response for message_id, response in rows}
-            known: dict[str, str] = {}
-            if plain_users:
-                rows = connection.execute(
-                    select(col(CustomerIdentity.value), col(CustomerIdentity.customer_id)).where(
-                        col(CustomerIdentity.kind) == "user_id", col(CustomerIdentity.value).in_(plain_users)
-                    )
-                )
-                known = {str(value): str(customer_id) for value, customer_id in rows}
+        answered: dict[str, Any] = {}
+        if message_ids:
+            rows = connection.execute(_ANSWERS, {"message_ids": list(message_ids)})
+            answered = {str(message_id): response for message_id, response in rows}
+        known: dict[str, str] = {}
+        if plain_users:
+            rows = connection.execute(_USERS, {"user_ids": list(plain_users)})
+            known = {str(value): str(customer_id) for value, customer_id in rows}
+        connection.rollback()  # end the read transaction: resolve_customer below writes on its own connection
         found: list[Lookup | Exception] = []
         for message in messages:
             if message.message_id is not None and message.message_id in answered:
@@ -112,7 +134,7 @@ class Bookkeeping:
                     found.append(Lookup(None, customer_id))
         return found
 
-    def _record(self, handled: list[Handled]) -> list[None]:
+    def _record(self, connection: Connection, handled: list[Handled]) -> None:
         """Blocking. One transaction for the batch; a row that is there already (the same event recorded before,
         the same message handled at this very moment) is skipped, and its first version stands. The batcher runs
         one call at a time, so this process has one writer: on SQLite its threads never wait on each other."""
@@ -130,15 +152,14 @@ class Bookkeeping:
             }
             for h in handled
         ]
-        ignoring = _insert_ignoring_duplicates(self.engine)
-        if ignoring is None:
+        if self._inserts is None:
             self._record_one_by_one(handled)
-            return [None] * len(handled)
-        with self.engine.begin() as connection:
+            return
+        insert_events, insert_answers = self._inserts
+        with connection.begin():
             if events:
-                connection.execute(ignoring(_table(Event)), events)
-            connection.execute(ignoring(_table(ProcessedMessage)), answers)
-        return [None] * len(handled)
+                connection.execute(insert_events, events)
+            connection.execute(insert_answers, answers)
 
     def _record_one_by_one(self, handled: list[Handled]) -> None:
         """For a database without ``ON CONFLICT DO NOTHING``: each row keeps its first-wins rule alone."""
@@ -146,6 +167,14 @@ class Bookkeeping:
             if h.event is not None:
                 record_event(self.engine, h.customer_id, h.event)
             _remember(self.engine, h.result)
+
+
+_ANSWERS = select(col(ProcessedMessage.message_id), col(ProcessedMessage.response)).where(
+    col(ProcessedMessage.message_id).in_(bindparam("message_ids", expanding=True))
+)
+_USERS = select(col(CustomerIdentity.value), col(CustomerIdentity.customer_id)).where(
+    col(CustomerIdentity.kind) == "user_id", col(CustomerIdentity.value).in_(bindparam("user_ids", expanding=True))
+)
 
 
 def _plain_track(message: Message) -> bool:
