@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
@@ -27,13 +26,13 @@ class ReportContext:
     client: Client | None = None
 
 
-def report_router(context: Callable[..., ReportContext], *, dependencies: Any = None) -> APIRouter:
+def report_router(context: Callable[..., ReportContext]) -> APIRouter:
     """``GET /v1/report`` (JSON) and ``GET /v1/report.html``; ``?refresh=true`` asks the journeys first.
 
-    ``context`` is a FastAPI dependency giving the :class:`ReportContext`; ``dependencies`` are the API's own
-    (its API-key check), so the report is behind the same door.
+    ``context`` is a FastAPI dependency giving the :class:`ReportContext`. The paths are under ``/v1/``, so the
+    event API's key check (``starter.api.auth``) guards them as it guards the events.
     """
-    router = APIRouter(tags=["analytics"], dependencies=dependencies or [])
+    router = APIRouter(tags=["analytics"])
 
     async def _report(refresh: bool, ctx: ReportContext) -> Report:
         if refresh and ctx.client is not None:

@@ -120,6 +120,15 @@ async def test_requests_without_a_valid_key_are_refused_and_do_nothing(api: Api,
         await api.j.handle("pharmacy_refill", "api-auth", "rx-a").describe()
 
 
+async def test_every_v1_path_needs_a_key_before_its_body_is_even_read(api: Api) -> None:
+    """Without a key a client learns nothing: not whether its body would validate, not a report."""
+    for method, path in (("POST", "/v1/track"), ("POST", "/v1/batch"), ("GET", "/v1/report"), ("GET", "/v1/nope")):
+        response = await api.http.request(method, path, content=b"{not json")
+        assert response.status_code == 401, (path, response.text)
+        assert response.json() == {"errors": [{"path": "", "message": "missing or unknown API key"}]}
+        assert response.headers["www-authenticate"] == "Basic"
+
+
 async def test_every_configured_key_works_as_basic_or_bearer(api: Api) -> None:
     basic = await api.post("/v1/identify", {"userId": "api-keys"}, key=KEYS[1])
     bearer = await api.http.post(
@@ -296,8 +305,12 @@ async def test_identify_merges_two_known_customers_into_the_users(api: Api) -> N
 
 async def test_openapi_is_published_with_the_auth_schemes(api: Api) -> None:
     spec = (await api.http.get("/openapi.json")).json()
-    assert {"/v1/track", "/v1/identify", "/v1/batch"} <= set(spec["paths"])
+    assert {"/v1/track", "/v1/identify", "/v1/batch", "/v1/report"} <= set(spec["paths"])
     assert {"HTTPBasic", "HTTPBearer"} <= set(spec["components"]["securitySchemes"])
+    for path, operations in spec["paths"].items():
+        if path.startswith("/v1/"):
+            for operation in operations.values():
+                assert operation["security"] == [{"HTTPBasic": []}, {"HTTPBearer": []}], path
 
 
 def test_identify_command_links_identities_without_printing_them(

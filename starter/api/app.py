@@ -3,7 +3,7 @@
 Guarantees a backend relies on:
 
 - Authenticated by API key (HTTP Basic with the key as user name, as Segment's libraries send it, or
-  ``Authorization: Bearer <key>``), compared in constant time.
+  ``Authorization: Bearer <key>``), compared in constant time: every path under ``/v1/`` (``starter.api.auth``).
 - A body over ``api_max_body_bytes`` is refused (413) before it is parsed.
 - A malformed message gets 422 naming the field path (``batch[2].event``) and nothing is delivered: a batch
   is validated whole before any message in it is.
@@ -18,22 +18,18 @@ Bodies are never logged: they carry personal data.
 # name dependencies local to create_app.
 
 import asyncio
-import base64
-import binascii
-import hmac
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
@@ -41,7 +37,9 @@ from analytics.api import ReportContext, report_router
 from runtime.codec import CodecError
 from runtime.connection import connect
 from runtime.settings import Settings
+from starter.api.auth import ApiKeys, document_api_keys
 from starter.api.bookkeeping import Handled
+from starter.api.middleware import BodyLimit, RequireApiKey
 from starter.api.models import (
     BatchMessage,
     BatchResult,
@@ -59,75 +57,6 @@ from storage import make_engine
 from workflows.models import JourneyEvent
 
 log = logging.getLogger("journeys.api")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-def api_keys(settings: Settings) -> list[str]:
-    return [k.strip() for k in settings.api_keys.split(",") if k.strip()]
-
-
-class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, reading no more than ``limit + 1`` of them.
-
-    The body is buffered (it is small by definition) and replayed to the app, so a client that lies in
-    ``Content-Length`` or streams chunks is held to the same limit.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._too_large(send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, send: Send) -> None:
-        body = json.dumps(
-            {"errors": [{"path": "", "message": f"request body is larger than {self.limit} bytes"}]}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -148,9 +77,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 def create_app(settings: Settings, services: ApiServices | None = None) -> FastAPI:
     """The API app. Without ``services`` it connects to Temporal and the database at start-up."""
-    keys = [k.encode() for k in api_keys(settings)]
-    if not keys:
-        raise ValueError("JOURNEYS_API_KEYS is empty: set at least one API key for the event API")
+    keys = ApiKeys.parse(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -197,58 +124,24 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         )
 
     bearer = HTTPBearer(auto_error=False)
-    basic = HTTPBasic(auto_error=False)
 
-    def _valid(presented: str | None) -> bool:
-        if not presented:
-            return False
-        given = presented.encode()
-        # Compare against every key, without stopping early, so timing does not tell which one nearly matched.
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(given, key)
-        return matched
-
-    def _presented(request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "bearer":
-            return credentials.strip()
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            return decoded.partition(":")[0]
-        return None
-
-    # The dependencies are ``async def`` though they never await: FastAPI runs a plain ``def`` dependency in its
-    # thread pool, a hop per request each for nothing.
-    async def authenticated(
-        request: Request,
-        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-        _basic: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-    ) -> None:
-        """Declares both schemes in the OpenAPI document; the check reads the header itself."""
-        if not _valid(_presented(request)):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "missing or unknown API key", headers={"WWW-Authenticate": "Basic"}
-            )
-
+    # ``async def`` though it never awaits: FastAPI runs a plain ``def`` dependency in its thread pool, a hop per
+    # request for nothing.
     async def codec_access(
         request: Request,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
+        """The codec server is not under ``/v1/``: the Temporal UI presents a key as Bearer, or none when
+        ``codec_allow_unauthenticated``. ``_bearer`` declares the scheme in the OpenAPI document."""
         if settings.codec_allow_unauthenticated:
             return
-        if not _valid(_presented(request)):
+        if not keys.allow(request.headers.get("authorization")):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown API key")
 
     async def services_of(request: Request) -> ApiServices:
         return get_services(request)
 
     Services = Annotated[ApiServices, Depends(services_of)]
-    Auth = Depends(authenticated)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -285,12 +178,12 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         log.debug("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
         return result
 
-    @app.post("/v1/track", response_model=MessageResult, response_model_by_alias=True, dependencies=[Auth])
+    @app.post("/v1/track", response_model=MessageResult, response_model_by_alias=True)
     async def track(message: TrackMessage, services: Services) -> Response:
         """Send an event to every journey whose map names it (trigger, wait_for, exit_on, goal)."""
         return _answer(await _handle(services, message))
 
-    @app.post("/v1/identify", response_model=MessageResult, response_model_by_alias=True, dependencies=[Auth])
+    @app.post("/v1/identify", response_model=MessageResult, response_model_by_alias=True)
     async def identify(message: IdentifyMessage, services: Services) -> Response:
         """Link identities (userId, anonymousId, email, phone, device token) and update the customer's traits."""
         return _answer(await _handle(services, message))
@@ -298,9 +191,9 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     def _report_context(services: Services) -> ReportContext:
         return ReportContext(services.engine, services.journeys.catalog, services.journeys.temporal)
 
-    app.include_router(report_router(_report_context, dependencies=[Auth]))
+    app.include_router(report_router(_report_context))
 
-    @app.post("/v1/batch", response_model=BatchResult, response_model_by_alias=True, dependencies=[Auth])
+    @app.post("/v1/batch", response_model=BatchResult, response_model_by_alias=True)
     async def batch(message: BatchMessage, services: Services) -> Response:
         """Several track/identify messages, handled in order once all of them are valid."""
         # One customer's messages keep their order (an identify before the track that needs it); different
@@ -347,8 +240,11 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    # Outermost, so an oversized body is refused before anything else reads it.
+    # Added last, so outermost: a request without a key is refused before its body is read, and an oversized
+    # body before anything else reads it.
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    app.add_middleware(RequireApiKey, keys=keys)
+    document_api_keys(app)
     return app
 
 
