@@ -47,13 +47,31 @@ def _tls(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_tls or settings.temporal_api_key is not None
 
 
+class TemporalUnreachable(RuntimeError):
+    """No Temporal server answered at the configured address; the message says where and what to do."""
+
+
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
-    """A client for the configured cluster (local, self-hosted, or Temporal Cloud with an API key or mTLS)."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
-        api_key=settings.temporal_api_key,
-        tls=_tls(settings),
-        runtime=runtime,
-    )
+    """A client for the configured cluster (local, self-hosted, or Temporal Cloud with an API key or mTLS).
+
+    Raises :class:`TemporalUnreachable` naming the address when nothing answers there: the SDK's own error is a
+    transport dump that does not say which setting to change.
+    """
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings),
+            api_key=settings.temporal_api_key,
+            tls=_tls(settings),
+            runtime=runtime,
+        )
+    except RuntimeError as exc:
+        if not str(exc).startswith("Failed client connect"):
+            raise
+        reason = str(exc).removeprefix("Failed client connect: ")
+        if "Connection refused" in reason:
+            reason = "connection refused; is it running? (`journeys dev` starts one on this machine)"
+        raise TemporalUnreachable(
+            f"cannot connect to Temporal at {settings.temporal_address} (JOURNEYS_TEMPORAL_ADDRESS): {reason}"
+        ) from exc

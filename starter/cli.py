@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+
+from journeymap import MapValidationError
+from runtime.connection import TemporalUnreachable
 
 #: Sub-command modules, in the order ``journeys --help`` lists them.
 COMMANDS = (
@@ -38,11 +44,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the errors a user can fix are printed as one line each (exit 1), not as tracebacks."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except MapValidationError as exc:
+        # A map in the journeys folder is broken: every command that loads the catalog says where, and stops.
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    except TemporalUnreachable as exc:
+        print(f"journeys {args.command}: {exc}", file=sys.stderr)
+        return 1
     return code
 
 
+def entry() -> None:
+    """The ``journeys`` executable: :func:`main`, then exit without interpreter finalization.
+
+    The Temporal SDK's Rust threads can still call into Python while a short-lived client process finalizes,
+    which aborts it (SIGABRT or SIGSEGV) after its work is done, and more often after a failed connect
+    (temporalio/sdk-python#300, open). Every command has finished and cleaned up when ``main`` returns, so the
+    process flushes what it wrote and leaves at once with ``main``'s status.
+    """
+    try:
+        code = main()
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -35,7 +35,6 @@ from temporalio.api.common.v1 import Payloads
 
 from analytics.api import ReportContext, report_router
 from runtime.codec import CodecError
-from runtime.connection import connect
 from runtime.settings import Settings
 from starter.api.auth import ApiKeys, document_api_keys
 from starter.api.bookkeeping import Handled
@@ -50,10 +49,8 @@ from starter.api.models import (
     MessageResult,
     TrackMessage,
 )
-from starter.api.services import ApiServices, get_services
+from starter.api.services import ApiServices, get_services, open_services
 from starter.api.webhooks import webhook_router
-from starter.client import JourneyClient
-from storage import make_engine
 from workflows.models import JourneyEvent
 
 log = logging.getLogger("journeys.api")
@@ -85,14 +82,9 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
             app.state.services = services
             yield
             return
-        engine = make_engine(settings.database)
-        client = await connect(settings)
-        journeys = JourneyClient.from_settings(client, settings)
-        app.state.services = ApiServices(journeys, engine, client.data_converter.payload_codec)
-        try:
+        async with open_services(settings) as opened:
+            app.state.services = opened
             yield
-        finally:
-            engine.dispose()
 
     app = FastAPI(
         title="journeys event API",

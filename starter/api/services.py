@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy.engine import Engine
 from temporalio.converter import PayloadCodec
 
+from runtime.connection import connect
+from runtime.settings import Settings
 from starter.api.bookkeeping import Bookkeeping
 from starter.client import JourneyClient
+from storage import make_engine
 
 
 @dataclass
@@ -23,6 +28,18 @@ class ApiServices:
 
     def __post_init__(self) -> None:
         self.bookkeeping = Bookkeeping(self.engine)
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[ApiServices]:
+    """The services of a deployed API, from ``JOURNEYS_*``: the catalog (raises ``MapValidationError`` naming
+    every broken map), the Temporal client (raises ``TemporalUnreachable``) and the database engine."""
+    journeys = JourneyClient.from_settings(await connect(settings), settings)
+    engine = make_engine(settings.database)
+    try:
+        yield ApiServices(journeys, engine, journeys.temporal.data_converter.payload_codec)
+    finally:
+        engine.dispose()
 
 
 def get_services(request: Request) -> ApiServices:

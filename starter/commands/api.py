@@ -11,11 +11,13 @@ from collections.abc import Coroutine
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
 from runtime.settings import Settings
 from starter.api import create_app
+from starter.api.auth import ApiKeys
 from starter.api.server import ApiBindError, bind, serving
+from starter.api.services import open_services
+from starter.catalog import load_catalog
 
 log = logging.getLogger("journeys.api")
 
@@ -41,12 +43,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
-        app = create_app(settings)  # checks the configuration (API keys) before any process starts
+        ApiKeys.parse(settings.api_keys)  # the keys are checked before any process starts
+    except ValueError as exc:
+        print(f"journeys api: {exc}", file=sys.stderr)
+        return 2
+    try:
         if workers == 1:
-            _run(_serve(app, host, port))
+            _run(_serve(settings, host, port))
         else:
+            load_catalog(settings.journeys_dir)  # a broken map is one clear error here, not one per process
             _serve_processes(host, port, workers)
-    except (ValueError, ApiBindError) as exc:
+    except ApiBindError as exc:
         print(f"journeys api: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -62,13 +69,16 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-async def _serve(app: FastAPI, host: str, port: int) -> None:
-    """Until SIGINT/SIGTERM; then stop accepting and finish the requests in flight."""
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    """Until SIGINT/SIGTERM; then stop accepting and finish the requests in flight.
+
+    The services are opened before uvicorn starts, so a broken map or an unreachable Temporal is the command's
+    one-line error (``starter.cli``), not a traceback from uvicorn's start-up."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with serving(app, host, port):
+    async with open_services(settings) as services, serving(create_app(settings, services), host, port):
         log.info("event API on http://%s:%s (OpenAPI at /docs)", host, port)
         await stop.wait()
     log.info("event API stopped")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from journeymap import MapValidationError, load_map
+from journeymap import load_map
 from journeymap.mermaid import to_mermaid
 
 
@@ -21,12 +20,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        # Only a valid map is drawn: a chart of a broken map would show a journey that cannot run.
-        journey = load_map(args.file, templates_dir=args.templates)
-    except MapValidationError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 1
+    # Only a valid map is drawn (a chart of a broken map would show a journey that cannot run): a
+    # MapValidationError goes to starter.cli, which prints where each problem is.
+    journey = load_map(args.file, templates_dir=args.templates)
     print(to_mermaid(journey), end="")
     return 0

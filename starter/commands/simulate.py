@@ -19,7 +19,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from analytics import build_report, refresh_runs, render_html
 from analytics.simulation import SimulationConfig, simulate
-from journeymap import MapValidationError
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
@@ -51,12 +50,7 @@ def run(args: argparse.Namespace) -> int:
     base = Settings()
     database = args.database_url or f"sqlite:///{base.data_dir / 'simulation.db'}"
     out: Path = args.out or base.data_dir / "simulation.html"
-    try:
-        catalog = load_catalog(base.journeys_dir)
-    except MapValidationError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 1
+    catalog = load_catalog(base.journeys_dir)
     return asyncio.run(_run(config, base, database, catalog, out))
 
 
