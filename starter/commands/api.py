@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -18,6 +17,7 @@ from starter.api.auth import ApiKeys
 from starter.api.server import ApiBindError, bind, serving
 from starter.api.services import open_services
 from starter.catalog import load_catalog
+from starter.commands.stopping import stop_on_signals
 
 log = logging.getLogger("journeys.api")
 
@@ -74,13 +74,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
     The services are opened before uvicorn starts, so a broken map or an unreachable Temporal is the command's
     one-line error (``starter.cli``), not a traceback from uvicorn's start-up."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with open_services(settings) as services, serving(create_app(settings, services), host, port):
-        log.info("event API on http://%s:%s (OpenAPI at /docs)", host, port)
-        await stop.wait()
+    with stop_on_signals() as stop:
+        async with open_services(settings) as services, serving(create_app(settings, services), host, port):
+            log.info("event API on http://%s:%s (OpenAPI at /docs)", host, port)
+            await stop.wait()
     log.info("event API stopped")
 
 

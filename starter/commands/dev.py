@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from journeymap import JourneyMap
 from runtime.binaries import find_binary
 from runtime.codec import new_key_line
 from runtime.connection import connect
@@ -35,6 +35,7 @@ from starter.api import ApiServices, create_app
 from starter.api.server import ApiBindError, serving
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
+from starter.commands.stopping import stop_on_signals
 from storage import make_engine
 from workers.worker import journey_worker
 from workflows.search_attributes import cli_flags
@@ -207,38 +208,39 @@ async def _wait_for_server(settings: Settings, process: asyncio.subprocess.Proce
 
 async def dev(options: DevOptions) -> None:
     """Run until SIGINT/SIGTERM, then stop API, worker and server in that order."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     settings = dev_settings(options)
     catalog = load_catalog(settings.journeys_dir)
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            process = await stack.enter_async_context(_temporal_server(options, settings))
-            client = await _wait_for_server(settings, process, stop)
-            await register_search_attributes(client)
-            engine = make_engine(settings.database)
-            stack.callback(engine.dispose)
-            await stack.enter_async_context(journey_worker(client, settings, engine))
-            journeys = JourneyClient.from_settings(client, settings, catalog)
-            codec = client.data_converter.payload_codec
-            services = ApiServices(journeys, engine, codec)
-            try:
-                await stack.enter_async_context(
-                    serving(create_app(settings, services), settings.api_host, settings.api_port)
-                )
-            except ApiBindError as exc:
-                raise DevError(str(exc)) from exc
-            _print_ready(options, settings, encrypted=codec is not None)
-            await stop.wait()
-            print("journeys dev: stopping", flush=True)
+        with stop_on_signals() as stop:
+            await _run_dev(options, settings, catalog, stop)
     except _Stopped:
         pass  # stopped while starting: the exit stack has already stopped what had started
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
     print("journeys dev: stopped", flush=True)
+
+
+async def _run_dev(
+    options: DevOptions, settings: Settings, catalog: dict[str, JourneyMap], stop: asyncio.Event
+) -> None:
+    """The API, worker and server, started in order, until ``stop``; the exit stack stops them in reverse."""
+    async with contextlib.AsyncExitStack() as stack:
+        process = await stack.enter_async_context(_temporal_server(options, settings))
+        client = await _wait_for_server(settings, process, stop)
+        await register_search_attributes(client)
+        engine = make_engine(settings.database)
+        stack.callback(engine.dispose)
+        await stack.enter_async_context(journey_worker(client, settings, engine))
+        journeys = JourneyClient.from_settings(client, settings, catalog)
+        codec = client.data_converter.payload_codec
+        services = ApiServices(journeys, engine, codec)
+        try:
+            await stack.enter_async_context(
+                serving(create_app(settings, services), settings.api_host, settings.api_port)
+            )
+        except ApiBindError as exc:
+            raise DevError(str(exc)) from exc
+        _print_ready(options, settings, encrypted=codec is not None)
+        await stop.wait()
+        print("journeys dev: stopping", flush=True)
 
 
 def _print_ready(options: DevOptions, settings: Settings, *, encrypted: bool) -> None:

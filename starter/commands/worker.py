@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from typing import Any
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from runtime.connection import connect
 from runtime.settings import Settings
+from starter.commands.stopping import stop_on_signals
 from storage import make_engine
 from workers.worker import delivery_queues, journey_worker
 
@@ -43,24 +43,21 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; then stop polling and give the activities in hand time to finish."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     runtime = metrics_runtime(settings)
     client = await connect(settings, runtime=runtime)
     engine = make_engine(settings.database)
     try:
-        async with journey_worker(client, settings, engine):
-            extra = sorted(delivery_queues(settings))
-            log.info(
-                "worker running on task queue %s%s%s",
-                settings.task_queue,
-                f" and delivery queues {', '.join(extra)}" if extra else "",
-                f"; metrics on :{settings.metrics_port}/metrics" if runtime else "",
-            )
-            await stop.wait()
-            log.info("stopping: finishing the tasks in hand (up to %ss)", settings.worker_shutdown_seconds)
+        with stop_on_signals() as stop:
+            async with journey_worker(client, settings, engine):
+                extra = sorted(delivery_queues(settings))
+                log.info(
+                    "worker running on task queue %s%s%s",
+                    settings.task_queue,
+                    f" and delivery queues {', '.join(extra)}" if extra else "",
+                    f"; metrics on :{settings.metrics_port}/metrics" if runtime else "",
+                )
+                await stop.wait()
+                log.info("stopping: finishing the tasks in hand (up to %ss)", settings.worker_shutdown_seconds)
     finally:
         engine.dispose()
     log.info("worker stopped")
