@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -37,9 +39,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "database_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.database)
-    # Fault injection last: it stops a Temporal server under a client of this process, and on PostgreSQL the
-    # time-skipping tests that followed it in the same process then timed out (unlock_time_skipping_with_sleep:
-    # "Timeout expired"; the same tests pass alone, and after it on SQLite). Nothing runs after it now.
+    # Fault injection last: it kills and restarts real servers and workers, and whatever it leaves behind should
+    # disturb no other test. (Time-skipping tests that timed out after it were the harness terminating journeys
+    # with an activity in flight: see Journeys.terminate_all and _time_still_skips.)
     items.sort(key=lambda item: item.get_closest_marker("fault") is not None)
 
 
@@ -87,6 +89,24 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _time_still_skips(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After each test on the time-skipping server, check that time still skips there.
+
+    The server stops skipping for good when a lock it holds for work in flight is never released (a workflow
+    terminated under a running activity: see ``Journeys.terminate_all``); every later sleep then waits in wall
+    time and fails with "Timeout expired". This names the test that left it so, instead of the ones after it.
+    """
+    yield
+    if "time_env" not in request.fixturenames:
+        return
+    env: WorkflowEnvironment = request.getfixturevalue("time_env")
+    try:
+        await asyncio.wait_for(env.sleep(timedelta(hours=1)), 10)
+    except TimeoutError:
+        pytest.fail("the time-skipping server stopped skipping time during this test (work left in flight?)")
 
 
 @pytest_asyncio.fixture(scope="session")

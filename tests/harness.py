@@ -13,7 +13,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from journeymap import JourneyMap
@@ -45,10 +48,45 @@ class Journeys:
         return routed
 
     async def terminate_all(self) -> None:
-        """End what the test left running, so the next test (same server) starts clean."""
+        """End what the test left running, so the next test (same server) starts clean.
+
+        Each journey first finishes what it is doing. The time-skipping test server holds a time-skipping lock
+        for every activity and workflow task in flight and releases it when the worker reports back; when the
+        workflow was terminated meanwhile it refuses that report ("Completed workflow"), so the lock is never
+        released and time stops skipping for every later test on the server (temporalio/sdk-java#1138). A
+        journey a test did not watch, the order_updates one an order starts, was still sending then on
+        PostgreSQL, where a send takes longer.
+        """
+        for workflow_id in self.started:
+            await self._at_rest(workflow_id)
         for workflow_id in self.started:
             with contextlib.suppress(RPCError):
                 await self.client.get_workflow_handle(workflow_id).terminate("test finished")
+
+    async def _at_rest(self, workflow_id: str, timeout: float = 30) -> None:
+        """Until the workflow runs nothing (closed, or waiting with no activity pending); at most ``timeout`` s.
+
+        The query is answered only after any workflow task in flight, so an activity that task schedules shows
+        in the ``describe`` after it, and a journey waiting with no activity pending has nothing in flight.
+        """
+        handle = self.client.get_workflow_handle(workflow_id)
+        request = DescribeWorkflowExecutionRequest(
+            namespace=self.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+        )
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                state: JourneySnapshot = await handle.query("state", result_type=JourneySnapshot)
+                # Raw: describe() cannot parse the datetime search attributes the time-skipping server returns.
+                described = await self.client.workflow_service.describe_workflow_execution(request)
+            except (RPCError, WorkflowQueryFailedError):
+                return
+            info = described.workflow_execution_info
+            if info.status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+                return
+            if state.status not in ("entering", "active") and not described.pending_activities:
+                return
+            await asyncio.sleep(0.05)
 
     def handle(
         self, journey: str, customer_id: str, instance_key: str | None = None

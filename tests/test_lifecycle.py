@@ -12,7 +12,6 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import WorkflowEnvironment
@@ -29,15 +28,6 @@ BANDS = {"standard": (0, 45), "offer": (45, 90), "reminder": (45, 90), "holdout"
 
 CONTACT = {"email": "ana@example.test", "phone": "+15555550100", "push_token": "token-ana"}
 """Fictitious addresses on every channel, so "first that works" takes the first channel the map lists."""
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """SQLite only, for now: on PostgreSQL, in CI, the time-skipping server stopped advancing during the first
-    sleep of the maintenance test (unlock_time_skipping_with_sleep: "Timeout expired") with the worker idle and
-    no query waiting, and every time-skipping test after it in the process timed out too. It passes alone on
-    PostgreSQL most times; the cause is not found (see the closing note of 2026-11-25)."""
-    return f"sqlite:///{tmp_path / 'journeys.db'}"
 
 
 def customer_for(split: str, variant: str) -> str:
@@ -91,9 +81,9 @@ async def stage_search_attribute(j: Journeys, customer_id: str) -> object:
 
 
 async def test_welcome_standard_no_app_runs_the_whole_series_into_maintenance(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "standard")
         await add(j, time_env, c)
         routed = await j.send(c, "signed_up")
@@ -132,9 +122,9 @@ async def test_welcome_standard_no_app_runs_the_whole_series_into_maintenance(
 
 
 async def test_welcome_offer_with_app_skips_invite_and_first_purchase_reaches_goal(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "offer")
         await add(j, time_env, c, app_installed=True)
         await j.send(c, "signed_up")
@@ -158,9 +148,9 @@ async def test_welcome_offer_with_app_skips_invite_and_first_purchase_reaches_go
 
 
 async def test_welcome_holdout_gets_only_the_welcome_and_converts_or_times_out(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         buyer, quiet = customer_for("welcome_split", "holdout"), customer_for("welcome_split", "holdout")
         for c in (buyer, quiet):
             await add(j, time_env, c)
@@ -182,9 +172,9 @@ async def test_welcome_holdout_gets_only_the_welcome_and_converts_or_times_out(
 
 
 async def test_customer_met_through_an_order_skips_the_welcome(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "standard")
         await add(j, time_env, c)
         await j.send(c, "order_placed", order_id="o1", amount=25)
@@ -198,9 +188,9 @@ async def test_customer_met_through_an_order_skips_the_welcome(
 
 
 async def test_maintenance_review_referral_once_and_loyalty_milestone(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "standard")
         await add(j, time_env, c)
         await j.send(c, "order_placed", order_id="o1", amount=20)
@@ -241,9 +231,9 @@ async def _customer_in_maintenance(j: Journeys, env: WorkflowEnvironment, custom
 
 
 async def test_sixty_silent_days_rescue_with_offer_then_purchase_is_a_welcome_back(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("rescue_split", "offer")
         await _customer_in_maintenance(j, time_env, c)
         await time_env.sleep(timedelta(days=60, hours=1))
@@ -267,9 +257,9 @@ async def test_sixty_silent_days_rescue_with_offer_then_purchase_is_a_welcome_ba
 
 
 async def test_inactivity_event_rescue_reminder_then_lost_then_welcome_back(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("rescue_split", "reminder")
         await _customer_in_maintenance(j, time_env, c)
         await j.send(c, "inactivity", days_inactive=45)
@@ -295,9 +285,9 @@ async def test_inactivity_event_rescue_reminder_then_lost_then_welcome_back(
 
 
 async def test_rescue_holdout_and_app_activity_return_quietly_to_maintenance(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         held, held_lost, variant = (
             customer_for("rescue_split", "holdout"),
             customer_for("rescue_split", "holdout"),
@@ -330,9 +320,9 @@ async def test_rescue_holdout_and_app_activity_return_quietly_to_maintenance(
 
 
 async def test_account_closed_ends_the_lifecycle_in_any_stage(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         c = customer_for("welcome_split", "offer")
         await add(j, time_env, c)
         await j.send(c, "signed_up")
@@ -347,10 +337,10 @@ async def test_account_closed_ends_the_lifecycle_in_any_stage(
 
 
 async def test_every_other_way_out_of_a_wait(
-    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, sqlite_url: str
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     """Purchases early in the welcome, inactivity right after a purchase, a purchase by a rescue holdout."""
-    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=sqlite_url) as j:
+    async with running_journeys(time_env.client, tmp_path, task_queue, database_url=database_url) as j:
         early, later = customer_for("welcome_split", "standard"), customer_for("welcome_split", "offer")
         held = customer_for("rescue_split", "holdout")
         for c in (early, later):
