@@ -14,6 +14,11 @@ alternating rounds, the same load from two paths:
 No worker runs while the load is applied, so the figures measure acceptance (the event durably in the
 journey's history), not processing; ``bench.latency`` measures the path to a message sent.
 
+``cpu_ms_per_event`` is the CPU the sending process spent per event (this process for ``journeys`` and
+``raw``, the API's for ``api``, all threads): unlike events/s it hardly moves when a shared host is busy, so it
+is the figure to compare across runs and machines. On a host with few cores the API's CPU is taken from the
+dev server, which is why the ratio to raw falls when it rises.
+
     python -m bench.ingest [--customers N] [--concurrency C] [--rounds R] [--quick] [--json FILE]
 """
 
@@ -59,6 +64,18 @@ def _filled(customer: str) -> JourneyEvent:
 
 def _ordered(customer: str) -> JourneyEvent:
     return JourneyEvent(id=uuid.uuid4().hex, type="refill_ordered", properties={"rx_id": f"rx-{customer}"})
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system, all threads) of process ``pid``, or of this one when None; None where it cannot
+    be read (no ``/proc``). The Temporal SDK's Rust threads count too, as they should."""
+    if pid is None:
+        return time.process_time()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _drive(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
@@ -254,6 +271,16 @@ async def measure(
             api = _start_api(target, task_queue, Path(tmp), api_workers)
             paths = Paths(env.client, task_queue, api[1] if api else None)
             results: dict[str, list[float]] = {}
+            cpu: dict[str, list[float]] = {}
+            # Whose CPU an event costs: the raw and JourneyClient paths run in this process; the API path in
+            # the API's (one process: with --api-workers the children's CPU is not readable while they run).
+            api_pid = api[0].pid if api and api_workers == 1 else None
+
+            def cpu_now(mode: str) -> float | None:
+                if mode != "api":
+                    return _cpu_seconds(None)
+                return _cpu_seconds(api_pid) if api_pid is not None else None
+
             try:
                 modes = ["journeys", "raw"] + (["api"] if api else [])
                 for round_number in range(rounds):
@@ -262,16 +289,26 @@ async def measure(
                         ids = [f"{mode}-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
                         for kind, action in (("signal-with-start", "start"), ("signal", "signal")):
                             send: Callable[[str], Awaitable[None]] = getattr(paths, f"{mode}_{action}")
+                            before = cpu_now(mode)
                             rate = await _drive(customers, concurrency, _each(send, ids))
+                            after = cpu_now(mode)
                             results.setdefault(f"{mode} {kind}", []).append(rate)
+                            if before is not None and after is not None:
+                                cpu.setdefault(f"{mode} {kind}", []).append((after - before) * 1000 / customers)
                     if api:
                         ids = [f"batch-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
                         groups = [ids[i : i + batch] for i in range(0, len(ids), batch)]
                         lanes = max(1, concurrency // batch)
                         for label, make in (("signal-with-start", _filled), ("signal", _ordered)):
+                            before = cpu_now("api")
                             rate = await _drive(len(groups), lanes, _batches(paths, groups, make))
+                            after = cpu_now("api")
                             per_event = rate * len(ids) / len(groups)
                             results.setdefault(f"api batch({batch}) {label}", []).append(per_event)
+                            if before is not None and after is not None:
+                                cpu.setdefault(f"api batch({batch}) {label}", []).append(
+                                    (after - before) * 1000 / len(ids)
+                                )
             finally:
                 if paths.api is not None:
                     await paths.api.aclose()
@@ -289,6 +326,7 @@ async def measure(
                 "events_per_s": median(rates),
                 "best": max(rates),
                 "ratio_to_raw": median(rates) / raw,
+                "cpu_ms_per_event": median(cpu[path]) if path in cpu else None,
             }
         )
     return rows

@@ -12,7 +12,7 @@ import pytest
 from tests.harness import ROOT
 
 EXPECTED = {
-    "ingest": {"path", "events_per_s", "ratio_to_raw"},
+    "ingest": {"path", "events_per_s", "ratio_to_raw", "cpu_ms_per_event"},
     "latency": {"p50_ms", "p95_ms", "p99_ms", "sent"},
     "cost": {"journey"},
     "memory": {"max_cached_workflows", "rss_mib", "journeys_waiting"},
