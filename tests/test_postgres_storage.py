@@ -23,7 +23,7 @@ from analytics.events import record_event
 from starter.api.bookkeeping import Bookkeeping, Handled
 from starter.api.models import MessageResult, TrackMessage
 from storage import Customer, Delivery, make_engine
-from storage.tables import Event, ProcessedMessage
+from storage.tables import CustomerIdentity, Event, ProcessedMessage
 from tests.harness import ROOT, running_journeys
 from workflows.models import JourneyEvent
 
@@ -113,6 +113,32 @@ async def test_the_bookkeeping_records_before_it_looks_up_in_one_call(database_u
     )
     assert recorded is None
     assert found.first is not None and found.first.message_id == "m-7" and found.customer_id == "c-7"
+    engine.dispose()
+
+
+async def test_first_events_of_new_users_make_each_a_customer_once(database_url: str) -> None:
+    """A batch of first contacts (an import, a launch): each new user id becomes its own customer, linked once
+    however many of its messages arrive together; a profile that existed under that id keeps its traits."""
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        session.add(Customer(id="u-old-profile", traits={"timezone": "Europe/Paris"}))
+        session.commit()
+    bookkeeping = Bookkeeping(engine)
+    users = ["u-new-1", "u-new-2", "u-new-1", "u-old-profile"]
+    found = await asyncio.gather(
+        *(
+            bookkeeping.before_routing(TrackMessage(messageId=f"m-{i}", userId=user, event="page_viewed"))
+            for i, user in enumerate(users)
+        )
+    )
+    assert [f.customer_id for f in found] == users
+    with Session(engine) as session:
+        identities = sorted((i.value, i.customer_id) for i in session.exec(select(CustomerIdentity)))
+        customers = {c.id: c.traits for c in session.exec(select(Customer))}
+    assert identities == [(u, u) for u in ("u-new-1", "u-new-2", "u-old-profile")]
+    assert customers == {"u-new-1": {}, "u-new-2": {}, "u-old-profile": {"timezone": "Europe/Paris"}}
+    again = await bookkeeping.before_routing(TrackMessage(messageId="m-9", userId="u-new-2", event="page_viewed"))
+    assert again.customer_id == "u-new-2"
     engine.dispose()
 
 
