@@ -33,8 +33,15 @@ def nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize(
     "command",
-    [["track", "c-1", "signed_up"], ["describe", "c-1"], ["worker"], ["api", "--port", "0"], ["setup"]],
-    ids=lambda c: c[0],
+    [
+        ["track", "c-1", "signed_up"],
+        ["describe", "c-1"],
+        ["worker"],
+        ["api", "--port", "0"],
+        ["api", "--workers", "2", "--port", "0"],
+        ["setup"],
+    ],
+    ids=lambda c: " ".join(c[:3]),
 )
 def test_a_command_says_where_it_looked_for_temporal(
     nowhere: str, command: list[str], capsys: pytest.CaptureFixture[str]

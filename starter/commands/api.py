@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 
+from runtime.connection import connect
 from runtime.settings import Settings
 from starter.api import create_app
 from starter.api.auth import ApiKeys
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         if workers == 1:
             _run(_serve(settings, host, port))
         else:
-            load_catalog(settings.journeys_dir)  # a broken map is one clear error here, not one per process
+            # A broken map or an unreachable Temporal is one clear error here, not a start-up traceback per process.
+            load_catalog(settings.journeys_dir)
+            asyncio.run(connect(settings))
             _serve_processes(host, port, workers)
     except ApiBindError as exc:
         print(f"journeys api: {exc}", file=sys.stderr)
