@@ -28,7 +28,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from bench.common import PRAGMAS, dev_server, median, parser, report
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from tests.harness import ROOT
+from tests.processes import free_port
 from workflows import search_attributes as sa
 from workflows.ids import journey_workflow_id
 from workflows.journey import JourneyWorkflow
@@ -221,12 +221,6 @@ def _batches(
     return lambda index: paths.api_batch(groups[index], make)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_api(
     target: str, task_queue: str, data_dir: Path, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], str] | None:
@@ -235,7 +229,7 @@ def _start_api(
         import starter.api.app  # noqa: F401
     except ImportError:
         return None
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "JOURNEYS_TEMPORAL_ADDRESS": target,

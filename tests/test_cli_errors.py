@@ -3,7 +3,6 @@ map in the journeys folder. One line naming what to fix, exit status 1, never a 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,18 +11,12 @@ import pytest
 
 from starter.cli import main
 from tests.harness import ROOT
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import free_port
 
 
 @pytest.fixture
 def nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    address = f"127.0.0.1:{_closed_port()}"
+    address = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", address)
     monkeypatch.setenv("JOURNEYS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("JOURNEYS_API_KEYS", "k")
@@ -79,7 +72,7 @@ def test_a_broken_map_stops_a_command_naming_the_file_and_field(
     monkeypatch.setenv("JOURNEYS_API_KEYS", "k")
     for command in (
         ["report", "--no-refresh"],
-        ["api", "--workers", "2", "--port", str(_closed_port())],
+        ["api", "--workers", "2", "--port", str(free_port())],
         ["simulate", "--customers", "1", "--days", "1"],
         ["render", str(journeys / "broken.yaml")],
     ):

@@ -27,7 +27,8 @@ from activities.models import SendMessageInput
 from activities.rendering import TemplateRenderer
 from runtime.settings import DeliverySettings
 from storage import Customer, Delivery, make_engine
-from tests.delivery_fakes import FakeProvider, free_port, provider_server
+from tests.delivery_fakes import FakeProvider, provider_server
+from tests.processes import free_port
 
 TEMPLATE = """
 email:

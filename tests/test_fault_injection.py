@@ -17,7 +17,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from starter.client import JourneyClient
 from storage import Delivery, make_engine
 from tests.delivery_fakes import Answer, FakeProvider, Request, provider_server
 from tests.harness import write_journeys
+from tests.processes import free_port
 from workflows.ids import journey_workflow_id
 from workflows.models import JourneyEvent, JourneySnapshot
 
@@ -88,18 +88,12 @@ email:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class DevServer:
     """``temporal server start-dev`` on a SQLite file, stoppable and restartable on the same file and port."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.port, self.http_port, self.metrics_port = _free_port(), _free_port(), _free_port()
+        self.port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

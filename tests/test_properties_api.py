@@ -9,7 +9,6 @@ from any of them), then valid ones (each answered as the document says).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from schemathesis.core.result import Err
 from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import ROOT
+from tests.processes import free_port
 
 KEY = "property-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -42,16 +42,10 @@ Operation = APIOperation[Any, Any, Any, Any]
 Case = schemathesis.Case[Any]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def api(dev_env: WorkflowEnvironment, tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
     """The API's base URL and its task queue."""
-    port, task_queue = _free_port(), f"props-{uuid.uuid4().hex[:8]}"
+    port, task_queue = free_port(), f"props-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "JOURNEYS_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
