@@ -36,7 +36,7 @@ from temporalio.api.common.v1 import Payloads
 from analytics.api import ReportContext, report_router
 from runtime.codec import CodecError
 from runtime.settings import Settings
-from starter.api.auth import ApiKeys, document_api_keys
+from starter.api.auth import REFUSED, ApiKeys, document_api_keys
 from starter.api.bookkeeping import Handled
 from starter.api.middleware import BodyLimit, RequireApiKey
 from starter.api.models import (
@@ -96,7 +96,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         ),
         lifespan=lifespan,
         responses={
-            401: {"model": ErrorResponse, "description": "missing or unknown API key"},
+            401: {"model": ErrorResponse, "description": REFUSED},
             413: {"model": ErrorResponse, "description": "body too large"},
             422: {"model": ErrorResponse, "description": "malformed message, with the field path"},
         },
@@ -128,7 +128,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         if settings.codec_allow_unauthenticated:
             return
         if not keys.allow(request.headers.get("authorization")):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown API key")
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, REFUSED)
 
     async def services_of(request: Request) -> ApiServices:
         return get_services(request)

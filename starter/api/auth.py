@@ -23,6 +23,9 @@ from fastapi import FastAPI
 PROTECTED_PREFIX = "/v1/"
 """Every path under this one needs an API key."""
 
+REFUSED = "missing or unknown API key"
+"""The 401's message, wherever a key is checked."""
+
 SCHEMES = {
     "HTTPBasic": {"type": "http", "scheme": "basic", "description": "the API key as user name, no password"},
     "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},

@@ -3,11 +3,11 @@ send. Both answer before FastAPI reads or parses anything, so a refused request 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starter.api.auth import PROTECTED_PREFIX, ApiKeys
+from starter.api.auth import PROTECTED_PREFIX, REFUSED, ApiKeys
+from starter.api.models import ErrorResponse, FieldError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -17,8 +17,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def refuse(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    """Answer with the API's error body (``{"errors": [{"path": "", "message": ...}]}``)."""
-    body = json.dumps({"errors": [{"path": "", "message": message}]}).encode()
+    """Answer with the API's error body, the same :class:`ErrorResponse` FastAPI's handlers send."""
+    body = ErrorResponse(errors=[FieldError(path="", message=message)]).model_dump_json().encode()
     await send(
         {
             "type": "http.response.start",
@@ -44,7 +44,7 @@ class RequireApiKey:
         if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX):
             authorization = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
             if not self.keys.allow(authorization.decode("latin-1")):
-                await refuse(send, 401, "missing or unknown API key", [(b"www-authenticate", b"Basic")])
+                await refuse(send, 401, REFUSED, [(b"www-authenticate", b"Basic")])
                 return
         await self.app(scope, receive, send)
 
