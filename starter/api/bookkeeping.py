@@ -110,10 +110,7 @@ class Bookkeeping:
         if message_ids:
             rows = connection.execute(_ANSWERS, {"message_ids": list(message_ids)})
             answered = {str(message_id): response for message_id, response in rows}
-        known: dict[str, str] = {}
-        if plain_users:
-            rows = connection.execute(_USERS, {"user_ids": list(plain_users)})
-            known = {str(value): str(customer_id) for value, customer_id in rows}
+        known = _customers_of(connection, plain_users) if plain_users else {}
         connection.rollback()  # end the read transaction: what follows writes
         new_users = plain_users - set(known)
         if new_users and self._new_users is not None:
@@ -153,8 +150,7 @@ class Bookkeeping:
             connection.execute(
                 insert_identities, [{"kind": "user_id", "value": i, "customer_id": i, "linked_at": now} for i in ids]
             )
-        rows = connection.execute(_USERS, {"user_ids": ids})
-        linked = {str(value): str(customer_id) for value, customer_id in rows}
+        linked = _customers_of(connection, user_ids)
         connection.rollback()
         return linked
 
@@ -199,6 +195,12 @@ _ANSWERS = select(col(ProcessedMessage.message_id), col(ProcessedMessage.respons
 _USERS = select(col(CustomerIdentity.value), col(CustomerIdentity.customer_id)).where(
     col(CustomerIdentity.kind) == "user_id", col(CustomerIdentity.value).in_(bindparam("user_ids", expanding=True))
 )
+
+
+def _customers_of(connection: Connection, user_ids: set[str]) -> dict[str, str]:
+    """The customer each of these user ids is linked to (ids not linked are absent)."""
+    rows = connection.execute(_USERS, {"user_ids": list(user_ids)})
+    return {str(value): str(customer_id) for value, customer_id in rows}
 
 
 def _plain_track(message: Message) -> bool:
