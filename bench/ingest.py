@@ -275,6 +275,18 @@ async def measure(
                     return _cpu_seconds(None)
                 return _cpu_seconds(api_pid) if api_pid is not None else None
 
+            async def measured(
+                path: str, mode: str, events: int, driving: Awaitable[float], per_request: float = 1
+            ) -> None:
+                """Record under ``path`` the events/s of ``driving`` (requests/s times ``per_request``) and the
+                CPU ``mode``'s process spent per event."""
+                before = cpu_now(mode)
+                rate = await driving
+                after = cpu_now(mode)
+                results.setdefault(path, []).append(rate * per_request)
+                if before is not None and after is not None:
+                    cpu.setdefault(path, []).append((after - before) * 1000 / events)
+
             try:
                 modes = ["journeys", "raw"] + (["api"] if api else [])
                 for round_number in range(rounds):
@@ -283,26 +295,16 @@ async def measure(
                         ids = [f"{mode}-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
                         for kind, action in (("signal-with-start", "start"), ("signal", "signal")):
                             send: Callable[[str], Awaitable[None]] = getattr(paths, f"{mode}_{action}")
-                            before = cpu_now(mode)
-                            rate = await _drive(customers, concurrency, _each(send, ids))
-                            after = cpu_now(mode)
-                            results.setdefault(f"{mode} {kind}", []).append(rate)
-                            if before is not None and after is not None:
-                                cpu.setdefault(f"{mode} {kind}", []).append((after - before) * 1000 / customers)
+                            driving = _drive(customers, concurrency, _each(send, ids))
+                            await measured(f"{mode} {kind}", mode, customers, driving)
                     if api:
                         ids = [f"batch-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
                         groups = [ids[i : i + batch] for i in range(0, len(ids), batch)]
                         lanes = max(1, concurrency // batch)
                         for label, make in (("signal-with-start", _filled), ("signal", _ordered)):
-                            before = cpu_now("api")
-                            rate = await _drive(len(groups), lanes, _batches(paths, groups, make))
-                            after = cpu_now("api")
-                            per_event = rate * len(ids) / len(groups)
-                            results.setdefault(f"api batch({batch}) {label}", []).append(per_event)
-                            if before is not None and after is not None:
-                                cpu.setdefault(f"api batch({batch}) {label}", []).append(
-                                    (after - before) * 1000 / len(ids)
-                                )
+                            driving = _drive(len(groups), lanes, _batches(paths, groups, make))
+                            path = f"api batch({batch}) {label}"
+                            await measured(path, "api", len(ids), driving, per_request=len(ids) / len(groups))
             finally:
                 if paths.api is not None:
                     await paths.api.aclose()
