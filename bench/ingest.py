@@ -14,6 +14,10 @@ alternating rounds, the same load from two paths:
 No worker runs while the load is applied, so the figures measure acceptance (the event durably in the
 journey's history), not processing; ``bench.latency`` measures the path to a message sent.
 
+This process runs on uvloop where it exists (``runtime.event_loop``), as ``journeys api`` does, so the raw
+client and the API's Temporal client run on the same kind of loop, and the HTTP load generator costs the
+shared cores less.
+
 ``cpu_ms_per_event`` is the CPU the sending process spent per event (this process for ``journeys`` and
 ``raw``, the API's for ``api``, all threads): unlike events/s it hardly moves when a shared host is busy, so it
 is the figure to compare across runs and machines. On a host with few cores the API's CPU is taken from the
@@ -43,6 +47,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
 from bench.common import PRAGMAS, dev_server, median, parser, report
+from runtime import event_loop
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from tests.harness import ROOT
@@ -341,7 +346,7 @@ def main() -> None:
         args.customers, args.rounds, args.concurrency, args.batch, args.pragmas = 40, 1, 8, 10, ["wal"]
     rows: list[dict[str, Any]] = []
     for setting in args.pragmas:
-        rows += asyncio.run(
+        rows += event_loop.run(
             measure(setting, args.customers, args.concurrency, args.rounds, args.batch, args.api_workers)
         )
     report(

@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine
 from typing import Any
 
 import uvicorn
 
+from runtime import event_loop
 from runtime.connection import connect
 from runtime.settings import Settings
 from starter.api import create_app
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if workers == 1:
-            _run(_serve(settings, host, port))
+            event_loop.run(_serve(settings, host, port))
         else:
             # A broken map or an unreachable Temporal is one clear error here, not a start-up traceback per process.
             load_catalog(settings.journeys_dir)
@@ -60,16 +60,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"journeys api: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def _run(main: Coroutine[Any, Any, None]) -> None:
-    """uvloop where it exists (not on Windows): a cheaper event loop is more events a second per process."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
