@@ -36,10 +36,13 @@ class Api:
     http: httpx.AsyncClient
     j: Journeys
 
-    async def post(self, path: str, body: Any, *, key: str | None = KEYS[0]) -> httpx.Response:
+    async def post(
+        self, path: str, body: Any, *, key: str | None = KEYS[0], content_type: str = "application/json"
+    ) -> httpx.Response:
+        headers = {"content-type": content_type}
         if key is None:
-            return await self.http.post(path, json=body)
-        return await self.http.post(path, json=body, auth=(key, ""))
+            return await self.http.post(path, content=json.dumps(body), headers=headers)
+        return await self.http.post(path, content=json.dumps(body), headers=headers, auth=(key, ""))
 
     def customer(self, customer_id: str) -> Customer | None:
         with Session(self.j.engine) as session:
@@ -81,29 +84,40 @@ def filled(user: dict[str, str], rx: str, message_id: str | None = None) -> dict
     }
 
 
-async def test_track_starts_the_journey_and_says_which_journeys_it_reached(api: Api) -> None:
-    response = await api.post("/v1/track", filled({"userId": "api-1"}, "rx-1"))
+# `application/json` takes the lean path (starter.api.ingestion); another JSON type goes through FastAPI's
+# routes. Both must answer alike.
+BOTH_PATHS = pytest.mark.parametrize(
+    "content_type", ["application/json", "application/vnd.segment+json"], ids=["lean path", "FastAPI route"]
+)
+
+
+@BOTH_PATHS
+async def test_track_starts_the_journey_and_says_which_journeys_it_reached(api: Api, content_type: str) -> None:
+    async def post(path: str, body: Any) -> httpx.Response:
+        return await api.post(path, body, content_type=content_type)
+
+    user = f"api-1-{uuid.uuid4().hex[:6]}"  # each path starts a journey of its own on the shared server
+
+    response = await post("/v1/track", filled({"userId": user}, "rx-1"))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["customerId"] == "api-1"
+    assert body["customerId"] == user
     assert body["duplicate"] is False
     [reached] = body["journeys"]
     assert reached["journey"] == "pharmacy_refill"
     assert reached["action"] == "started_or_signalled"
-    state = await api.j.settled("pharmacy_refill", "api-1", "rx-1")
+    state = await api.j.settled("pharmacy_refill", user, "rx-1")
     assert state.step == "wait_for_reminder"
-    assert reached["workflowId"] == api.j.handle("pharmacy_refill", "api-1", "rx-1").id
+    assert reached["workflowId"] == api.j.handle("pharmacy_refill", user, "rx-1").id
 
     # An event a map waits for reaches that journey and no other; one no map names reaches none.
-    ordered = await api.post(
-        "/v1/track", {"userId": "api-1", "event": "refill_ordered", "properties": {"rx_id": "rx-1"}}
-    )
+    ordered = await post("/v1/track", {"userId": user, "event": "refill_ordered", "properties": {"rx_id": "rx-1"}})
     assert [(r["journey"], r["action"]) for r in ordered.json()["journeys"]] == [("pharmacy_refill", "signalled")]
-    unknown = await api.post("/v1/track", {"userId": "api-1", "event": "page_viewed"})
+    unknown = await post("/v1/track", {"userId": user, "event": "page_viewed"})
     assert unknown.status_code == 200
     assert unknown.json()["journeys"] == []
-    elsewhere = await api.post(
-        "/v1/track", {"userId": "api-1-other", "event": "refill_ordered", "properties": {"rx_id": "rx-1"}}
+    elsewhere = await post(
+        "/v1/track", {"userId": "api-other", "event": "refill_ordered", "properties": {"rx_id": "rx-1"}}
     )
     assert [r["action"] for r in elsewhere.json()["journeys"]] == ["not_in_journey"]
 
@@ -156,8 +170,11 @@ async def test_every_configured_key_works_as_basic_or_bearer(api: Api) -> None:
         ("/v1/batch", {"batch": [{"type": "page", "userId": "api-bad"}]}, "batch[0]"),
     ],
 )
-async def test_bad_input_is_refused_naming_the_field(api: Api, path: str, body: Any, where: str) -> None:
-    response = await api.post(path, body)
+@BOTH_PATHS
+async def test_bad_input_is_refused_naming_the_field(
+    api: Api, path: str, body: Any, where: str, content_type: str
+) -> None:
+    response = await api.post(path, body, content_type=content_type)
     assert response.status_code == 422
     assert where in [e["path"] for e in response.json()["errors"]], response.text
 
@@ -241,24 +258,27 @@ async def test_event_times_are_corrected_for_the_senders_clock(api: Api) -> None
     assert now - timedelta(hours=1, seconds=1) <= recorded["batched"] <= after - timedelta(hours=1)
 
 
-async def test_batch_handles_each_message_in_order(api: Api) -> None:
+@BOTH_PATHS
+async def test_batch_handles_each_message_in_order(api: Api, content_type: str) -> None:
+    user = f"api-batch-{uuid.uuid4().hex[:6]}"  # each path starts journeys of its own on the shared server
     response = await api.post(
         "/v1/batch",
         {
             "batch": [
-                {"type": "identify", "userId": "api-batch", "traits": {"timezone": "Europe/Berlin"}},
-                {"type": "track", **filled({"userId": "api-batch"}, "rx-1")},
-                {"type": "track", **filled({"userId": "api-batch"}, "rx-2")},
+                {"type": "identify", "userId": user, "traits": {"timezone": "Europe/Berlin"}},
+                {"type": "track", **filled({"userId": user}, "rx-1")},
+                {"type": "track", **filled({"userId": user}, "rx-2")},
             ]
         },
+        content_type=content_type,
     )
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["type"] for r in results] == ["identify", "track", "track"]
     assert [len(r["journeys"]) for r in results] == [0, 1, 1]
     for rx in ("rx-1", "rx-2"):
-        await api.j.settled("pharmacy_refill", "api-batch", rx)
-    customer = api.customer("api-batch")
+        await api.j.settled("pharmacy_refill", user, rx)
+    customer = api.customer(user)
     assert customer is not None and customer.traits["timezone"] == "Europe/Berlin"
 
 
@@ -329,7 +349,7 @@ def test_identify_command_links_identities_without_printing_them(
 
 def test_batch_groups_keep_one_persons_messages_together() -> None:
     """Messages sharing a user id or an anonymous id run in order; others may run at once."""
-    from starter.api.app import _same_person
+    from starter.api.ingestion import same_person
     from starter.api.models import IdentifyMessage, TrackMessage
 
     messages: list[TrackMessage | IdentifyMessage] = [
@@ -338,4 +358,4 @@ def test_batch_groups_keep_one_persons_messages_together() -> None:
         TrackMessage.model_validate({"messageId": "3", "userId": "u1", "event": "purchase"}),
         TrackMessage.model_validate({"messageId": "4", "userId": "u2", "event": "purchase"}),
     ]
-    assert sorted(_same_person(messages)) == [[0, 1, 2], [3]]
+    assert sorted(same_person(messages)) == [[0, 1, 2], [3]]

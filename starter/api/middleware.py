@@ -19,6 +19,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 async def refuse(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """Answer with the API's error body, the same :class:`ErrorResponse` FastAPI's handlers send."""
     body = ErrorResponse(errors=[FieldError(path="", message=message)]).model_dump_json().encode()
+    await answer_json(send, status, body, headers)
+
+
+async def answer_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A whole JSON answer: its start and its body."""
     await send(
         {
             "type": "http.response.start",

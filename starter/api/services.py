@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
 from temporalio.converter import PayloadCodec
 
 from runtime.connection import connect
@@ -43,6 +44,11 @@ async def open_services(settings: Settings) -> AsyncIterator[ApiServices]:
 
 
 def get_services(request: Request) -> ApiServices:
-    """The FastAPI dependency for routes (set on ``app.state`` by :func:`starter.api.app.create_app`)."""
-    found: ApiServices = request.app.state.services
+    """The FastAPI dependency for routes."""
+    return app_services(request.app)
+
+
+def app_services(app: Starlette) -> ApiServices:
+    """The app's services (set on ``app.state`` by :func:`starter.api.app.create_app`)."""
+    found: ApiServices = app.state.services
     return found

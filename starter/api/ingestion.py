@@ -1,0 +1,193 @@
+"""What the event API does with a valid message, and the lean path that takes JSON messages to it.
+
+:class:`Ingestion` is the one place a track or identify message becomes database rows and signals; the
+FastAPI routes in :mod:`starter.api.app` and :class:`IngestionPath` both call it.
+
+:class:`IngestionPath` answers ``POST /v1/track``, ``/v1/identify`` and ``/v1/batch`` with a JSON body as plain
+ASGI middleware, in front of FastAPI's routing, dependencies and response handling. Skipping those layers saved
+about 0.25 ms of CPU per event, a seventh of the API's, and on a host shared with the Temporal server that CPU
+is taken from the server (docs/benchmarks.md). It validates with the same models and answers with the same
+bodies and errors as the routes, which stay: they document the endpoints in the OpenAPI document, and answer
+what this path passes on (another content type, ``application/*+json`` among them, which FastAPI parses as
+JSON too; tests/test_api.py sends its messages both ways).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from starter.api.bookkeeping import Handled
+from starter.api.middleware import ASGIApp, Receive, Scope, Send, answer_json
+from starter.api.models import (
+    BatchMessage,
+    BatchResult,
+    ErrorResponse,
+    FieldError,
+    IdentifyMessage,
+    JourneyReached,
+    MessageResult,
+    TrackMessage,
+)
+from starter.api.services import ApiServices
+from workflows.models import JourneyEvent
+
+log = logging.getLogger("journeys.api")
+
+
+class Ingestion:
+    """Messages into journeys: de-duplication, the customer, the signals, the record (``starter.api.bookkeeping``).
+
+    ``services`` is called per message, not held: the app's services exist only once its lifespan has begun.
+    """
+
+    def __init__(self, services: Callable[[], ApiServices]) -> None:
+        self._services = services
+
+    async def message(
+        self, message: TrackMessage | IdentifyMessage, batch_sent_at: datetime | None = None
+    ) -> MessageResult:
+        services = self._services()
+        received_at = datetime.now(UTC)
+        message_id = message.message_id or uuid.uuid4().hex
+        known = await services.bookkeeping.before_routing(message)
+        if known.first is not None:
+            return known.first.model_copy(update={"duplicate": True})
+        customer_id = known.customer_id
+        reached: list[JourneyReached] = []
+        event: JourneyEvent | None = None
+        if isinstance(message, TrackMessage):
+            event = JourneyEvent(
+                id=message_id,
+                type=message.event,
+                properties=message.properties,
+                timestamp=message.occurred_at(received_at, batch_sent_at),
+            )
+            routed = await services.journeys.send_event(customer_id, event)
+            reached = [JourneyReached(journey=r.journey, workflow_id=r.workflow_id, action=r.action) for r in routed]
+        result = MessageResult(message_id=message_id, type=message.type, customer_id=customer_id, journeys=reached)
+        await services.bookkeeping.after_routing(Handled(customer_id, event, result))
+        log.debug("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
+        return result
+
+    async def batch(self, message: BatchMessage) -> BatchResult:
+        """One customer's messages keep their order (an identify before the track that needs it); different
+        customers' messages go at once, so a batch costs about as long as its busiest customer."""
+        results: list[MessageResult | None] = [None] * len(message.batch)
+
+        async def in_order(indexes: list[int]) -> None:
+            for index in indexes:
+                results[index] = await self.message(message.batch[index], message.sent_at)
+
+        await asyncio.gather(*(in_order(indexes) for indexes in same_person(message.batch)))
+        return BatchResult(results=[r for r in results if r is not None])
+
+
+def field_errors(errors: Iterable[Any]) -> ErrorResponse:
+    """pydantic's (or FastAPI's) validation errors as the API's 422 body, each with its field path."""
+    return ErrorResponse(
+        errors=[FieldError(path=field_path(tuple(e.get("loc", ()))), message=str(e.get("msg"))) for e in errors]
+    )
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``('body', 'batch', 2, 'track', 'event')`` -> ``batch[2].event`` (the union's tag is not a field)."""
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    out = ""
+    previous: int | str | None = None
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(previous, int) and part in ("track", "identify"):
+            pass
+        else:
+            out += f".{part}" if out else str(part)
+        previous = part
+    return out
+
+
+def same_person(messages: Sequence[TrackMessage | IdentifyMessage]) -> list[list[int]]:
+    """Indexes of the messages grouped so that two sharing a user id or an anonymous id are in one group."""
+    parent = list(range(len(messages)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(messages):
+        for identity in (
+            f"u:{item.user_id}" if item.user_id else None,
+            f"a:{item.anonymous_id}" if item.anonymous_id else None,
+        ):
+            if identity is None:
+                continue
+            if identity in first_seen:
+                parent[root(index)] = root(first_seen[identity])
+            else:
+                first_seen[identity] = index
+    groups: dict[int, list[int]] = {}
+    for index in range(len(messages)):
+        groups.setdefault(root(index), []).append(index)
+    return list(groups.values())
+
+
+class IngestionPath:
+    """``POST`` of a JSON message to ``/v1/track``, ``/v1/identify`` or ``/v1/batch``, answered without FastAPI.
+
+    Sits inside :class:`~starter.api.middleware.RequireApiKey` and :class:`~starter.api.middleware.BodyLimit`,
+    so what reaches it has a valid key and a body within the limit. Anything else goes on to FastAPI.
+    """
+
+    def __init__(self, app: ASGIApp, ingestion: Ingestion) -> None:
+        self.app = app
+        # Per path: how the body is validated, and what handles the valid message.
+        self._routes: dict[str, tuple[Callable[[bytes], Any], Callable[[Any], Awaitable[BaseModel]]]] = {
+            "/v1/track": (TrackMessage.model_validate_json, ingestion.message),
+            "/v1/identify": (IdentifyMessage.model_validate_json, ingestion.message),
+            "/v1/batch": (BatchMessage.model_validate_json, ingestion.batch),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self._routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        validate, handle = route
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away: nobody to answer, and nothing was done
+        try:
+            message = validate(body)
+        except ValidationError as error:
+            await answer_json(send, 422, field_errors(error.errors()).model_dump_json().encode())
+            return
+        result = await handle(message)
+        await answer_json(send, 200, result.model_dump_json(by_alias=True).encode())
+
+
+def _is_json(scope: Scope) -> bool:
+    """No content type, or ``application/json``: what Segment's libraries and our docs send. Other JSON types
+    (``application/*+json``) go to FastAPI's routes, which parse them as JSON too."""
+    content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+    return content_type.split(b";", 1)[0].strip().lower() in (b"", b"application/json")
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None when the client disconnected before sending it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
