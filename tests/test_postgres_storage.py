@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Table
-from sqlmodel import Session, SQLModel, select
+import pytest
+from sqlalchemy import Table, bindparam, insert
+from sqlmodel import Session, SQLModel, col, select
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.delivery import DeliveryActivities
@@ -23,6 +24,7 @@ from analytics.events import record_event
 from starter.api.bookkeeping import Bookkeeping, Handled
 from starter.api.models import MessageResult, TrackMessage
 from storage import Customer, Delivery, make_engine
+from storage.driver import DriverInsert, DriverSelect
 from storage.tables import CustomerIdentity, Event, ProcessedMessage
 from tests.harness import ROOT, running_journeys
 from workflows.models import JourneyEvent
@@ -94,6 +96,53 @@ async def test_the_event_apis_bookkeeping_records_each_message_once(database_url
     assert answers == ["m-1", "m-2", "m-old"]
     again = await bookkeeping.before_routing(TrackMessage(messageId="m-2", userId="u-6", event="page_viewed"))
     assert again.first is not None and again.customer_id == "c-6"
+    engine.dispose()
+
+
+async def test_the_bookkeeping_stores_rows_as_the_orm_does(database_url: str) -> None:
+    """The bookkeeping writes on the driver's cursor (``storage.driver``): what it stores reads back exactly as
+    what the ORM stored, times and nested non-ASCII properties included."""
+    engine = make_engine(database_url)
+    at = datetime(2026, 11, 30, 9, 15, 7, 123456, tzinfo=UTC)
+    properties = {"city": "München", "tags": ["vip", "生日"], "amount": 12.5, "nested": {"a": [1, None]}}
+    record_event(engine, "c-orm", JourneyEvent(id="by-orm", type="purchase", properties=properties, timestamp=at))
+    event = JourneyEvent(id="by-api", type="purchase", properties=properties, timestamp=at)
+    answer = MessageResult(message_id="by-api", type="track", customer_id="c-api")
+    await Bookkeeping(engine).after_routing(Handled("c-api", event, answer))
+    with Session(engine) as session:
+        rows = {e.event_id: e for e in session.exec(select(Event))}
+        stored = session.get(ProcessedMessage, "by-api")
+    assert rows["by-api"].properties == rows["by-orm"].properties == properties
+    assert rows["by-api"].occurred_at == rows["by-orm"].occurred_at
+    assert rows["by-api"].occurred_at.replace(tzinfo=UTC) == at
+    assert rows["by-api"].recorded_at is not None
+    assert stored is not None and MessageResult.model_validate(stored.response) == answer
+    engine.dispose()
+
+
+def test_a_driver_insert_refuses_rows_missing_a_column_sqlalchemy_would_fill(database_url: str) -> None:
+    engine = make_engine(database_url)
+    table: Table = Event.__table__  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="recorded_at"):
+        DriverInsert(insert(table), engine.dialect, ["event_id", "customer_id", "type", "properties", "occurred_at"])
+    engine.dispose()
+
+
+async def test_driver_selects_read_what_sqlalchemy_reads_for_any_number_of_keys(database_url: str) -> None:
+    engine = make_engine(database_url)
+    bookkeeping = Bookkeeping(engine)
+    await asyncio.gather(*(bookkeeping.after_routing(_handled(f"m-{i}", f"c-{i}")) for i in range(5)))
+    statement = select(ProcessedMessage.message_id, ProcessedMessage.response).where(
+        col(ProcessedMessage.message_id).in_(bindparam("ids", expanding=True))
+    )
+    driver = DriverSelect(statement, engine.dialect, "ids")
+    with engine.connect() as connection:
+        for ids in (["m-0"], ["m-1", "m-2"], ["m-3", "absent", "m-4"], ["m-0"], [f"m-{i}" for i in range(5)]):
+            expected = sorted(tuple(row) for row in connection.execute(statement, {"ids": ids}))
+            assert sorted(driver.rows(connection, ids)) == expected
+            assert all(isinstance(response, dict) for _, response in expected)
+    with pytest.raises(ValueError, match="no parameter 'message_ids'"):
+        DriverSelect(statement, engine.dialect, "message_ids")
     engine.dispose()
 
 

@@ -29,6 +29,7 @@ from analytics.events import event_values, record_event
 from starter.api.batching import Batcher
 from starter.api.identities import resolve_customer
 from starter.api.models import IdentifyMessage, MessageResult, TrackMessage
+from storage.driver import DriverInsert, DriverSelect
 from storage.tables import Customer, CustomerIdentity, Event, ProcessedMessage
 from workflows.models import JourneyEvent
 
@@ -58,9 +59,19 @@ class Bookkeeping:
 
     def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
         self.engine = engine
-        # Built once: building a statement cost more CPU than running it, at a few messages a call.
+        # Built once: building a statement cost more CPU than running it, at a few messages a call. The hot ones
+        # (every message's look-up and record) run on the driver's cursor (storage.driver).
         ignoring = _insert_ignoring_duplicates(engine)
-        self._inserts = None if ignoring is None else (ignoring(_table(Event)), ignoring(_table(ProcessedMessage)))
+        self._inserts = (
+            None
+            if ignoring is None
+            else (
+                DriverInsert(ignoring(_table(Event)), engine.dialect, _EVENT_KEYS),
+                DriverInsert(ignoring(_table(ProcessedMessage)), engine.dialect, _ANSWER_KEYS),
+            )
+        )
+        self._answers = DriverSelect(_ANSWERS, engine.dialect, "message_ids")
+        self._users = DriverSelect(_USERS, engine.dialect, "user_ids")
         self._new_users = None if ignoring is None else (ignoring(_table(Customer)), ignoring(_table(CustomerIdentity)))
         self._work: Batcher[Message | Handled, Lookup | Exception | None] = Batcher(self._run, max_batch=max_batch)
 
@@ -100,18 +111,19 @@ class Bookkeeping:
 
     def _look_up(self, connection: Connection, messages: list[Message]) -> list[Lookup | Exception]:
         """Blocking. The commonest message, a track by a known user id, costs its share of two reads by primary
-        key for the whole batch, in SQL without the ORM (its bookkeeping cost more CPU than the reads); a track by
-        a user id not linked yet, its share of one more transaction (:meth:`_link_new_users`). Anything else with
-        something to link (an anonymous id, traits) goes through :func:`resolve_customer`, one message at a time
-        in arrival order, so two messages of one new customer link it once."""
+        key for the whole batch, on the driver's cursor (``storage.driver``: SQLAlchemy's execution path cost
+        several times the reads); a track by a user id not linked yet, its share of one more transaction
+        (:meth:`_link_new_users`). Anything else with something to link (an anonymous id, traits) goes through
+        :func:`resolve_customer`, one message at a time in arrival order, so two messages of one new customer
+        link it once."""
         message_ids = {m.message_id for m in messages if m.message_id is not None}
         plain_users = {m.user_id for m in messages if _plain_track(m) and m.user_id is not None}
         answered: dict[str, Any] = {}
-        if message_ids:
-            rows = connection.execute(_ANSWERS, {"message_ids": list(message_ids)})
-            answered = {str(message_id): response for message_id, response in rows}
-        known = _customers_of(connection, plain_users) if plain_users else {}
-        connection.rollback()  # end the read transaction: what follows writes
+        with connection.begin():  # one read transaction, ended before what follows writes
+            if message_ids:
+                rows = self._answers.rows(connection, list(message_ids))
+                answered = {str(message_id): response for message_id, response in rows}
+            known = self._customers_of(connection, plain_users) if plain_users else {}
         new_users = plain_users - set(known)
         if new_users and self._new_users is not None:
             known |= self._link_new_users(connection, new_users)
@@ -150,9 +162,12 @@ class Bookkeeping:
             connection.execute(
                 insert_identities, [{"kind": "user_id", "value": i, "customer_id": i, "linked_at": now} for i in ids]
             )
-        linked = _customers_of(connection, user_ids)
-        connection.rollback()
-        return linked
+        with connection.begin():
+            return self._customers_of(connection, user_ids)
+
+    def _customers_of(self, connection: Connection, user_ids: set[str]) -> dict[str, str]:
+        """The customer each of these user ids is linked to (ids not linked are absent)."""
+        return {str(value): str(customer_id) for value, customer_id in self._users.rows(connection, list(user_ids))}
 
     def _record(self, connection: Connection, handled: list[Handled]) -> None:
         """Blocking. One transaction for the batch; a row that is there already (the same event recorded before,
@@ -160,7 +175,9 @@ class Bookkeeping:
         one call at a time, so this process has one writer: on SQLite its threads never wait on each other."""
         now = datetime.now(UTC)
         events = [
-            event_values(h.customer_id, h.event, at=h.event.timestamp or now) for h in handled if h.event is not None
+            {**event_values(h.customer_id, h.event, at=h.event.timestamp or now), "recorded_at": now}
+            for h in handled
+            if h.event is not None
         ]
         answers = [
             {
@@ -177,9 +194,8 @@ class Bookkeeping:
             return
         insert_events, insert_answers = self._inserts
         with connection.begin():
-            if events:
-                connection.execute(insert_events, events)
-            connection.execute(insert_answers, answers)
+            insert_events.execute_many(connection, events)
+            insert_answers.execute_many(connection, answers)
 
     def _record_one_by_one(self, handled: list[Handled]) -> None:
         """For a database without ``ON CONFLICT DO NOTHING``: each row keeps its first-wins rule alone."""
@@ -189,18 +205,15 @@ class Bookkeeping:
             _remember(self.engine, h.result)
 
 
+_EVENT_KEYS = ("event_id", "customer_id", "type", "properties", "occurred_at", "recorded_at")
+_ANSWER_KEYS = ("message_id", "customer_id", "kind", "response", "received_at")
+
 _ANSWERS = select(col(ProcessedMessage.message_id), col(ProcessedMessage.response)).where(
     col(ProcessedMessage.message_id).in_(bindparam("message_ids", expanding=True))
 )
 _USERS = select(col(CustomerIdentity.value), col(CustomerIdentity.customer_id)).where(
     col(CustomerIdentity.kind) == "user_id", col(CustomerIdentity.value).in_(bindparam("user_ids", expanding=True))
 )
-
-
-def _customers_of(connection: Connection, user_ids: set[str]) -> dict[str, str]:
-    """The customer each of these user ids is linked to (ids not linked are absent)."""
-    rows = connection.execute(_USERS, {"user_ids": list(user_ids)})
-    return {str(value): str(customer_id) for value, customer_id in rows}
 
 
 def _plain_track(message: Message) -> bool:
