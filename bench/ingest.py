@@ -21,7 +21,8 @@ shared cores less.
 ``cpu_ms_per_event`` is the CPU the sending process spent per event (this process for ``journeys`` and
 ``raw``, the API's for ``api``, all threads): unlike events/s it hardly moves when a shared host is busy, so it
 is the figure to compare across runs and machines. On a host with few cores the API's CPU is taken from the
-dev server, which is why the ratio to raw falls when it rises.
+dev server, which is why the ratio to raw falls when it rises. ``api_loop_ms``, ``api_threads_ms`` and
+``api_sdk_ms`` split the API's share by thread (:data:`API_THREADS`).
 
     python -m bench.ingest [--customers N] [--concurrency C] [--rounds R] [--quick] [--json FILE]
 """
@@ -81,6 +82,31 @@ def _cpu_seconds(pid: int | None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+API_THREADS = ("loop", "threads", "sdk")
+"""Where the API's CPU goes, for its rows: the event loop's thread (HTTP, validation, routing, the SDK's Python
+side), its other Python threads (the database work, ``starter.api.bookkeeping``) and the Temporal SDK's Rust
+threads (gRPC)."""
+
+
+def _api_thread_cpu(pid: int) -> dict[str, float] | None:
+    """CPU seconds of process ``pid``'s threads by :data:`API_THREADS` kind; None without ``/proc``. A thread
+    that ended meanwhile takes its CPU with it, which the API's (a thread pool's) rarely do."""
+    totals = dict.fromkeys(API_THREADS, 0.0)
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            name, fields = Path(task, "stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue  # ended since the listing
+        kind = "loop" if task.name == str(pid) else "sdk" if name.endswith("(tokio-rt-worker") else "threads"
+        values = fields.split()
+        totals[kind] += (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+    return totals
 
 
 async def _drive(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
@@ -271,6 +297,7 @@ async def measure(
             paths = Paths(env.client, task_queue, api[1] if api else None)
             results: dict[str, list[float]] = {}
             cpu: dict[str, list[float]] = {}
+            split: dict[str, dict[str, list[float]]] = {}
             # Whose CPU an event costs: the raw and JourneyClient paths run in this process; the API path in
             # the API's (one process: with --api-workers the children's CPU is not readable while they run).
             api_pid = api[0].pid if api and api_workers == 1 else None
@@ -285,12 +312,18 @@ async def measure(
             ) -> None:
                 """Record under ``path`` the events/s of ``driving`` (requests/s times ``per_request``) and the
                 CPU ``mode``'s process spent per event."""
+                threads_before = _api_thread_cpu(api_pid) if mode == "api" and api_pid is not None else None
                 before = cpu_now(mode)
                 rate = await driving
                 after = cpu_now(mode)
+                threads_after = _api_thread_cpu(api_pid) if threads_before is not None and api_pid else None
                 results.setdefault(path, []).append(rate * per_request)
                 if before is not None and after is not None:
                     cpu.setdefault(path, []).append((after - before) * 1000 / events)
+                if threads_before is not None and threads_after is not None:
+                    for kind in API_THREADS:
+                        spent = (threads_after[kind] - threads_before[kind]) * 1000 / events
+                        split.setdefault(path, {}).setdefault(kind, []).append(spent)
 
             try:
                 modes = ["journeys", "raw"] + (["api"] if api else [])
@@ -328,6 +361,7 @@ async def measure(
                 "best": max(rates),
                 "ratio_to_raw": median(rates) / raw,
                 "cpu_ms_per_event": median(cpu[path]) if path in cpu else None,
+                **{f"api_{kind}_ms": median(split[path][kind]) if path in split else None for kind in API_THREADS},
             }
         )
     return rows
