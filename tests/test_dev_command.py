@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -141,7 +142,9 @@ async def test_dev_brings_everything_up_and_ctrl_c_stops_it_all(dev_process: Dev
                     "rx_id": "RX-SECRET-4711",
                     "days_supply": 30,
                     "refills_remaining": 1,
-                    "filled_at": "2026-11-01",
+                    # Today: the reminder is weeks away, so the journey is found waiting for it. (A fixed date
+                    # stopped working once its reminder day had passed.)
+                    "filled_at": datetime.now(UTC).date().isoformat(),
                 },
             },
         )

@@ -20,6 +20,7 @@ import secrets
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +246,7 @@ async def _run_dev(
 
 def _print_ready(options: DevOptions, settings: Settings, *, encrypted: bool) -> None:
     api = f"http://{options.host}:{options.api_port}"
+    today = datetime.now(UTC).date().isoformat()  # so the example journey waits for a reminder weeks away
     lines = [
         f"Temporal UI:   http://{options.host}:{options.ui_port}",
         f"Temporal:      {settings.temporal_address} (namespace {settings.temporal_namespace})",
@@ -254,7 +256,7 @@ def _print_ready(options: DevOptions, settings: Settings, *, encrypted: bool) ->
         f"Data folder:   {options.data_dir}",
         f'Try:           curl -u "<API key>:" {api}/v1/track -H "content-type: application/json" -d '
         '\'{"userId": "c-1", "event": "prescription_filled", "messageId": "m-1", "properties": '
-        '{"rx_id": "rx-1", "days_supply": 30, "refills_remaining": 2, "filled_at": "2026-11-25"}}\'',
+        f'{{"rx_id": "rx-1", "days_supply": 30, "refills_remaining": 2, "filled_at": "{today}"}}}}\'',
         "journeys dev is up; Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)
