@@ -77,11 +77,19 @@ def _cpu_seconds(pid: int | None) -> float | None:
     be read (no ``/proc``). The Temporal SDK's Rust threads count too, as they should."""
     if pid is None:
         return time.process_time()
+    read = _stat_cpu(Path(f"/proc/{pid}/stat"))
+    return None if read is None else read[1]
+
+
+def _stat_cpu(stat: Path) -> tuple[str, float] | None:
+    """A process's or thread's name and its CPU seconds (user + system) from its ``stat`` file; None when it
+    cannot be read (no ``/proc``, or a thread that has ended)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        name, fields = stat.read_text().rsplit(")", 1)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    values = fields.split()
+    return name.split("(", 1)[1], (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
 
 
 API_THREADS = ("loop", "threads", "sdk")
@@ -99,13 +107,12 @@ def _api_thread_cpu(pid: int) -> dict[str, float] | None:
     except OSError:
         return None
     for task in tasks:
-        try:
-            name, fields = Path(task, "stat").read_text().rsplit(")", 1)
-        except OSError:
+        read = _stat_cpu(task / "stat")
+        if read is None:
             continue  # ended since the listing
-        kind = "loop" if task.name == str(pid) else "sdk" if name.endswith("(tokio-rt-worker") else "threads"
-        values = fields.split()
-        totals[kind] += (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+        name, seconds = read
+        kind = "loop" if task.name == str(pid) else "sdk" if name == "tokio-rt-worker" else "threads"
+        totals[kind] += seconds
     return totals
 
 
