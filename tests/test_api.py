@@ -359,3 +359,26 @@ def test_batch_groups_keep_one_persons_messages_together() -> None:
         TrackMessage.model_validate({"messageId": "4", "userId": "u2", "event": "purchase"}),
     ]
     assert sorted(same_person(messages)) == [[0, 1, 2], [3]]
+
+
+async def test_a_client_gone_before_its_body_arrived_gets_nothing_done() -> None:
+    """The lean path reads the whole body first: a disconnect means no answer and no message handled."""
+    from starter.api.ingestion import Ingestion, IngestionPath
+
+    def no_services() -> ApiServices:
+        raise AssertionError("a message was handled for a client that went away")
+
+    async def fastapi(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a JSON track was passed on to FastAPI")
+
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": [(b"content-type", b"application/json")]}
+    await IngestionPath(fastapi, Ingestion(no_services))(scope, receive, send)
+    assert sent == []
