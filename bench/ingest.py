@@ -77,19 +77,11 @@ def _cpu_seconds(pid: int | None) -> float | None:
     be read (no ``/proc``). The Temporal SDK's Rust threads count too, as they should."""
     if pid is None:
         return time.process_time()
-    read = _stat_cpu(Path(f"/proc/{pid}/stat"))
-    return None if read is None else read[1]
-
-
-def _stat_cpu(stat: Path) -> tuple[str, float] | None:
-    """A process's or thread's name and its CPU seconds (user + system) from its ``stat`` file; None when it
-    cannot be read (no ``/proc``, or a thread that has ended)."""
     try:
-        name, fields = stat.read_text().rsplit(")", 1)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    values = fields.split()
-    return name.split("(", 1)[1], (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 API_THREADS = ("loop", "threads", "sdk")
@@ -99,20 +91,27 @@ threads (gRPC)."""
 
 
 def _api_thread_cpu(pid: int) -> dict[str, float] | None:
-    """CPU seconds of process ``pid``'s threads by :data:`API_THREADS` kind; None without ``/proc``. A thread
-    that ended meanwhile takes its CPU with it, which the API's (a thread pool's) rarely do."""
+    """CPU seconds of process ``pid``'s threads by :data:`API_THREADS` kind; None without ``/proc``.
+
+    From each thread's ``schedstat`` (nanoseconds), not its ``stat``: ``stat`` counts whole clock ticks (10 ms),
+    so a dozen threads' sum drifted from the process's total by several ticks, more than a short run's whole
+    CPU per event. A thread that ended meanwhile takes its CPU with it, which the API's (a thread pool's)
+    rarely do."""
     totals = dict.fromkeys(API_THREADS, 0.0)
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return None
     for task in tasks:
-        read = _stat_cpu(task / "stat")
-        if read is None:
+        try:
+            name = (task / "comm").read_text().strip()
+            nanoseconds = int((task / "schedstat").read_text().split()[0])
+        except OSError:
+            if task.exists():
+                return None  # a kernel without schedstat: no split rather than a coarse one
             continue  # ended since the listing
-        name, seconds = read
         kind = "loop" if task.name == str(pid) else "sdk" if name == "tokio-rt-worker" else "threads"
-        totals[kind] += seconds
+        totals[kind] += nanoseconds / 1e9
     return totals
 
 
