@@ -95,8 +95,9 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 async def _time_still_skips(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """After each test on the time-skipping server, check that time still skips there.
 
-    The server stops skipping for good when a lock it holds for work in flight is never released (a workflow
-    terminated under a running activity: see ``Journeys.terminate_all``); every later sleep then waits in wall
+    The server stops skipping for good when a lock it holds for work in flight is never released: a workflow
+    terminated under a running activity (see ``Journeys.terminate_all``), or a query sent while a workflow task
+    that continues as new is in flight (see ``Journeys.continued_as_new``). Every later sleep then waits in wall
     time and fails with "Timeout expired". This names the test that left it so, instead of the ones after it.
     """
     yield
@@ -106,7 +107,10 @@ async def _time_still_skips(request: pytest.FixtureRequest) -> AsyncIterator[Non
     try:
         await asyncio.wait_for(env.sleep(timedelta(hours=1)), 10)
     except TimeoutError:
-        pytest.fail("the time-skipping server stopped skipping time during this test (work left in flight?)")
+        pytest.fail(
+            "the time-skipping server stopped skipping time during this test (a lock left held: see "
+            "_time_still_skips in tests/conftest.py)"
+        )
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -125,6 +125,22 @@ class Journeys:
                 raise AssertionError(f"journey {journey} of {customer_id} did not settle; last state: {state}")
             await asyncio.sleep(0.05)
 
+    async def continued_as_new(self, journey: str, customer_id: str, instance_key: str | None, *, from_run: str) -> str:
+        """The run that continued ``from_run``, once there is one; fails after 30 s.
+
+        Watched with describe, not the ``state`` query: on the time-skipping test server a query that arrives
+        while the continuing workflow task is in flight goes to the closed run, is never answered, and leaves a
+        time-skipping lock held, so time stops skipping for every later test on the server.
+        """
+        handle = self.handle(journey, customer_id, instance_key)
+        deadline = asyncio.get_running_loop().time() + 30
+        while (run_id := (await handle.describe()).run_id) == from_run:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"journey {journey} of {customer_id} did not continue as new")
+            await asyncio.sleep(0.05)
+        assert run_id is not None
+        return run_id
+
     def add_customer(self, customer_id: str, /, **traits: Any) -> None:
         """A customer reachable on every channel: an address for each, unless ``traits`` gives its own.
 
