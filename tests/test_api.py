@@ -382,3 +382,26 @@ async def test_a_client_gone_before_its_body_arrived_gets_nothing_done() -> None
     scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": [(b"content-type", b"application/json")]}
     await IngestionPath(fastapi, Ingestion(no_services))(scope, receive, send)
     assert sent == []
+
+
+async def test_a_client_gone_mid_body_reaches_no_route() -> None:
+    """The body limit buffers the body before anything reads it: a client that goes away after a first chunk
+    (here a whole, valid track) must not have that chunk handled as if it were the whole body."""
+    from starter.api.middleware import BodyLimit
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError(f"the app got a body from a client that went away: {await receive()}")
+
+    chunk = json.dumps({"userId": "gone", "event": "purchase"}).encode()
+    messages = iter([{"type": "http.request", "body": chunk, "more_body": True}, {"type": "http.disconnect"}])
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": [(b"content-type", b"application/json")]}
+    await BodyLimit(app, limit=8192)(scope, receive, send)
+    assert sent == []

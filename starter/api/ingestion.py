@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from starter.api.bookkeeping import Handled
-from starter.api.middleware import ASGIApp, Receive, Scope, Send, answer_json
+from starter.api.middleware import ASGIApp, Receive, Scope, Send, answer_json, read_body
 from starter.api.models import (
     BatchMessage,
     BatchResult,
@@ -162,7 +162,7 @@ class IngestionPath:
             await self.app(scope, receive, send)
             return
         validate, handle = route
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client went away: nobody to answer, and nothing was done
         try:
@@ -179,15 +179,3 @@ def _is_json(scope: Scope) -> bool:
     (``application/*+json``) go to FastAPI's routes, which parse them as JSON too."""
     content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
     return content_type.split(b";", 1)[0].strip().lower() in (b"", b"application/json")
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None when the client disconnected before sending it."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)

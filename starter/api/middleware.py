@@ -74,21 +74,13 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await refuse(send, 413, too_large)
             return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await refuse(send, 413, too_large)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        try:
+            body = await read_body(receive, self.limit)
+        except BodyTooLarge:
+            await refuse(send, 413, too_large)
+            return
+        if body is None:
+            return  # the client went away: nobody to answer, and the app gets no partial body as if whole
         delivered = False
 
         async def replay() -> Message:
@@ -99,3 +91,27 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class BodyTooLarge(Exception):
+    """The body went past the limit :func:`read_body` was given."""
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole body, or None when the client disconnected before sending all of it.
+
+    Raises :class:`BodyTooLarge` as soon as more than ``limit`` bytes arrived, reading no further.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
