@@ -115,10 +115,11 @@ class DriverSelect:
         template: list[Any] | dict[str, Any]
         if self._compiled.positional:
             template = list(state.positional_parameters)
-            slots: list[Any] = [next(i for i, v in enumerate(template) if v is marker) for marker in markers]
+            where: dict[int, Any] = {id(value): index for index, value in enumerate(template)}
         else:
             template = dict(state.parameters)
-            slots = [next(k for k, v in template.items() if v is marker) for marker in markers]
+            where = {id(value): name for name, value in template.items()}
+        slots: list[Any] = [where[id(marker)] for marker in markers]
         shape = (state.statement, template, slots)
         if len(self._shapes) < self._CACHED_LENGTHS:
             self._shapes[length] = shape
