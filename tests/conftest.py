@@ -91,13 +91,12 @@ class TimeSkippingServer:
     def __init__(self) -> None:
         self.env: WorkflowEnvironment | None = None
 
-    async def start(self) -> WorkflowEnvironment:
+    async def start(self) -> None:
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=find_binary("temporal-test-server"), data_converter=DATA_CONVERTER
         )
         await register_search_attributes(env.client, check_existing=False)
         self.env = env
-        return env
 
     async def still_skips(self) -> bool:
         assert self.env is not None
