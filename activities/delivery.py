@@ -48,8 +48,8 @@ from activities.channels.smtp import SmtpProvider
 from activities.channels.twilio import TwilioProvider
 from activities.channels.webhook_channel import WebhookProvider
 from activities.consent import ADDRESS_NAMES, Profile, consent_refusal, load_profile
-from activities.models import ChannelOutcome, SendMessageInput, SendMessageResult
 from activities.rendering import TemplateRenderer, sms_segments
+from contracts.activities import ChannelOutcome, SendMessageInput, SendMessageResult
 from runtime.settings import DeliverySettings
 from storage.tables import Delivery
 

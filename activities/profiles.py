@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.models import LoadProfileInput, LoadProfileResult, UpdateProfileInput, UpdateProfileResult
+from contracts.activities import LoadProfileInput, LoadProfileResult, UpdateProfileInput, UpdateProfileResult
 from storage.tables import Customer
 
 

@@ -24,8 +24,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from activities.consent import set_consent
+from contracts.events import JourneyEvent
 from storage.tables import Customer, CustomerIdentity, Delivery
-from workflows.models import JourneyEvent
 
 ReceiptStatus = Literal["delivered", "failed", "bounced", "opened", "clicked", "complained"]
 RECEIPT_STATUSES: tuple[str, ...] = ("delivered", "failed", "bounced", "opened", "clicked", "complained")

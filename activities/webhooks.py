@@ -6,7 +6,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.models import CallWebhookInput, CallWebhookResult
+from contracts.activities import CallWebhookInput, CallWebhookResult
 
 
 class WebhookActivities:

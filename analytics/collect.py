@@ -15,10 +15,10 @@ from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from contracts.ids import journey_workflow_id
+from contracts.journey import JourneySnapshot
 from journeymap import JourneyMap
 from storage.tables import Event, JourneyRun
-from workflows.ids import journey_workflow_id
-from workflows.models import JourneySnapshot
 
 
 def workflow_ids(engine: Engine, catalog: dict[str, JourneyMap]) -> dict[str, tuple[str, str]]:

@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from contracts.events import JourneyEvent
 from storage.tables import Event
-from workflows.models import JourneyEvent
 
 
 def event_values(customer_id: str, event: JourneyEvent, *, at: datetime | None = None) -> dict[str, Any]:

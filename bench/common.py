@@ -17,9 +17,9 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.search_attributes import ALL
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
-from workflows.search_attributes import ALL
 
 #: The dev server's SQLite settings we compare. "default" is what ``temporal server start-dev`` does unasked.
 PRAGMAS: dict[str, list[str]] = {

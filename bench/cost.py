@@ -30,7 +30,7 @@ from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
 from starter.catalog import load_catalog
 from starter.client import Routed
-from tests.harness import ROOT, Journeys, running_journeys
+from testkit.harness import ROOT, Journeys, running_journeys
 
 #: History event type -> the billable action it records.
 ACTIONS = {

@@ -48,15 +48,16 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
 from bench.common import PRAGMAS, dev_server, median, parser, report
+from contracts import search_attributes as sa
+from contracts.events import JourneyEvent
+from contracts.ids import journey_workflow_id
 from runtime import event_loop
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
-from tests.harness import ROOT
-from tests.processes import free_port
-from workflows import search_attributes as sa
-from workflows.ids import journey_workflow_id
+from testkit.harness import ROOT
+from testkit.processes import free_port
 from workflows.journey import JourneyWorkflow
-from workflows.models import JourneyEvent, JourneyInput
+from workflows.models import JourneyInput
 
 JOURNEY = "pharmacy_refill"
 API_KEY = "bench-key"

@@ -25,11 +25,11 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bench.common import PRAGMAS, dev_server, parser, percentile, report
+from contracts.events import JourneyEvent
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from storage import Customer, Delivery, make_engine
-from tests.harness import ROOT
-from workflows.models import JourneyEvent
+from testkit.harness import ROOT
 
 MAP = """\
 name: bench_welcome

@@ -26,11 +26,12 @@ from typing import Any
 import psutil
 
 from bench.common import PRAGMAS, dev_server, parser, report
+from contracts.events import JourneyEvent
+from contracts.ids import journey_workflow_id
+from contracts.journey import JourneySnapshot
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
-from tests.harness import ROOT
-from workflows.ids import journey_workflow_id
-from workflows.models import JourneyEvent, JourneySnapshot
+from testkit.harness import ROOT
 
 
 def run_worker(cache: int) -> None:

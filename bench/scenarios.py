@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.harness import Journeys
-from workflows.models import JourneySnapshot
+from contracts.journey import JourneySnapshot
+from testkit.harness import Journeys
 
 Scenario = Callable[[Journeys, WorkflowEnvironment, str], Awaitable[list[str]]]
 """Plays a year for one customer; returns the workflow ids it touched."""

@@ -7,7 +7,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 
-from workflows.search_attributes import ALL
+from contracts.search_attributes import ALL
 
 
 async def register_search_attributes(client: Client, *, check_existing: bool = True) -> list[str]:

@@ -14,13 +14,14 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts import search_attributes as sa
+from contracts.events import JourneyEvent
+from contracts.ids import TASK_QUEUE, journey_workflow_id
 from journeymap import JourneyMap
 from runtime.settings import Settings
 from starter.catalog import load_catalog
-from workflows import search_attributes as sa
-from workflows.ids import TASK_QUEUE, journey_workflow_id
 from workflows.journey import JourneyWorkflow
-from workflows.models import DeliveryRouting, JourneyEvent, JourneyInput
+from workflows.models import DeliveryRouting, JourneyInput
 
 Action = Literal["started_or_signalled", "signalled", "not_in_journey", "missing_instance_key"]
 

@@ -16,10 +16,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.search_attributes import ALL
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
-from workflows.search_attributes import ALL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from runtime.settings import Settings
 from starter.api import ApiServices, create_app
 from starter.cli import main
 from storage.tables import Customer, Event, ProcessedMessage
-from tests.harness import Journeys, running_journeys
+from testkit.harness import Journeys, running_journeys
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("key-one", "key-two")

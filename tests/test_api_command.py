@@ -12,11 +12,11 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.ids import journey_workflow_id
 from starter.cli import main
 from storage import make_engine
 from storage.tables import Event
-from tests.processes import free_port, journeys_env
-from workflows.ids import journey_workflow_id
+from testkit.processes import free_port, journeys_env
 
 ROOT = Path(__file__).resolve().parent.parent
 

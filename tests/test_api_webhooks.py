@@ -21,7 +21,7 @@ from runtime.settings import DeliverySettings, Settings
 from starter.api import ApiServices, create_app
 from starter.api.webhooks import verify_svix_signature
 from storage.tables import Delivery
-from tests.harness import Journeys, running_journeys
+from testkit.harness import Journeys, running_journeys
 
 TOKEN = "twilio-auth-token"
 SVIX_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

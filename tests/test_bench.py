@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT
+from testkit.harness import ROOT
 
 EXPECTED = {
     "ingest": {"path", "events_per_s", "ratio_to_raw", "cpu_ms_per_event"},

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from starter.cli import main
-from tests.harness import ROOT
-from tests.processes import free_port
+from testkit.harness import ROOT
+from testkit.processes import free_port
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest_asyncio
 from temporalio.api.common.v1 import Payload
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.events import JourneyEvent
 from runtime.codec import KEY_ID, AESGCMCodec, CodecError, load_codec, new_key_line, parse_keys
 from runtime.connection import data_converter
 from runtime.settings import Settings
@@ -19,7 +20,6 @@ from starter.api import ApiServices, create_app
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from storage import make_engine
-from workflows.models import JourneyEvent
 
 UI = "http://127.0.0.1:8233"
 

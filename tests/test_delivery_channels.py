@@ -23,12 +23,12 @@ from temporalio.testing import ActivityEnvironment
 from activities.channels.webhook_channel import SIGNATURE_HEADER, verify_signature
 from activities.consent import set_consent
 from activities.delivery import DeliveryActivities
-from activities.models import SendMessageInput
 from activities.rendering import TemplateRenderer
+from contracts.activities import SendMessageInput
 from runtime.settings import DeliverySettings
 from storage import Customer, Delivery, make_engine
+from testkit.processes import free_port
 from tests.delivery_fakes import FakeProvider, provider_server
-from tests.processes import free_port
 
 TEMPLATE = """
 email:

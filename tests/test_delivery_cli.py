@@ -13,8 +13,8 @@ from sqlmodel import Session
 from temporalio.testing import ActivityEnvironment
 
 from activities.delivery import DeliveryActivities
-from activities.models import SendMessageInput
 from activities.rendering import TemplateRenderer
+from contracts.activities import SendMessageInput
 from runtime.settings import DeliverySettings, Settings
 from starter.cli import main
 from storage import Customer, make_engine

@@ -10,7 +10,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.receipts import Receipt, apply_receipt
-from tests.harness import running_journeys, write_journeys
+from testkit.harness import running_journeys, write_journeys
 
 TEMPLATES = {
     "welcome": "email:\n  subject: Welcome\n  html: <p>Welcome</p>\n  text: Welcome\n",

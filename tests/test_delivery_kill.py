@@ -21,13 +21,14 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.events import JourneyEvent
+from contracts.ids import journey_workflow_id
+from contracts.journey import JourneyResult
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from storage import Customer, Delivery, make_engine
+from testkit.harness import write_journeys
 from tests.delivery_fakes import FakeProvider, provider_server
-from tests.harness import write_journeys
-from workflows.ids import journey_workflow_id
-from workflows.models import JourneyEvent, JourneyResult
 
 MAP = """
 name: onboarding

@@ -15,7 +15,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.consent import set_consent
 from activities.delivery import DeliveryActivities
-from activities.models import SendMessageInput, SendMessageResult
 from activities.quiet_hours import window_opens
 from activities.receipts import (
     apply_inbound_sms,
@@ -25,6 +24,7 @@ from activities.receipts import (
     verify_twilio_signature,
 )
 from activities.rendering import TemplateRenderer
+from contracts.activities import SendMessageInput, SendMessageResult
 from journeymap.models import Category
 from runtime.settings import DeliverySettings
 from storage import Customer, Delivery, make_engine

@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from runtime.settings import Settings
 from starter.commands.demo import compress, daytime_zone, play
-from tests.harness import running_journeys
+from testkit.harness import running_journeys
 
 
 async def test_demo_tells_the_pharmacy_story_end_to_end(

@@ -12,7 +12,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from starter.cli import main
-from tests.harness import running_journeys
+from testkit.harness import running_journeys
 
 
 async def test_describe_lists_each_journey_with_its_step_wait_and_sends(

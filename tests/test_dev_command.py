@@ -17,10 +17,10 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
+from contracts import search_attributes as sa
 from runtime.connection import DATA_CONVERTER, data_converter
 from runtime.settings import Settings
-from tests.processes import free_port, journeys_env
-from workflows import search_attributes as sa
+from testkit.processes import free_port, journeys_env
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "dev-test-key"

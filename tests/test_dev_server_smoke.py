@@ -8,8 +8,8 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.harness import running_journeys
-from workflows import search_attributes as sa
+from contracts import search_attributes as sa
+from testkit.harness import running_journeys
 
 
 async def test_journey_visible_by_search_attributes(

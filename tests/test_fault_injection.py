@@ -34,17 +34,18 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFail
 from temporalio.service import RPCError
 
 from activities.channels.webhook_channel import SIGNATURE_HEADER, verify_signature
+from contracts.events import JourneyEvent
+from contracts.ids import journey_workflow_id
+from contracts.journey import JourneySnapshot
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from storage import Delivery, make_engine
+from testkit.harness import write_journeys
+from testkit.processes import free_port
 from tests.delivery_fakes import Answer, FakeProvider, Request, provider_server
-from tests.harness import write_journeys
-from tests.processes import free_port
-from workflows.ids import journey_workflow_id
-from workflows.models import JourneyEvent, JourneySnapshot
 
 pytestmark = pytest.mark.fault
 

@@ -16,10 +16,11 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.harness import Journeys, running_journeys
-from workflows import search_attributes as sa
-from workflows.ids import journey_workflow_id, split_bucket
-from workflows.models import JourneyEvent, JourneySnapshot
+from contracts import search_attributes as sa
+from contracts.events import JourneyEvent
+from contracts.ids import journey_workflow_id, split_bucket
+from contracts.journey import JourneySnapshot
+from testkit.harness import Journeys, running_journeys
 
 JOURNEY = "lifecycle"
 BANDS = {"standard": (0, 45), "offer": (45, 90), "reminder": (45, 90), "holdout": (90, 100)}

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
 
 from storage import Customer, Delivery
-from tests.harness import Journeys, running_journeys
+from testkit.harness import Journeys, running_journeys
 from tests.test_lifecycle import CONTACT
 
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.harness import Journeys, running_journeys
+from testkit.harness import Journeys, running_journeys
 
 JOURNEY = "pharmacy_refill"
 CHICAGO = ZoneInfo("America/Chicago")
@@ -199,7 +199,7 @@ async def test_events_for_another_prescription_are_ignored(
         await time_env.sleep(timedelta(days=28))
         await j.settled(JOURNEY, "c1", "rx1", until=lambda s: s.step == "await_order")
         # Signalled straight to rx1's workflow with another rx_id: the match condition must reject it.
-        from workflows.models import JourneyEvent
+        from contracts.events import JourneyEvent
 
         await j.handle(JOURNEY, "c1", "rx1").signal(
             "event", JourneyEvent(id="x", type="refill_ordered", properties={"rx_id": "rx2"})

@@ -18,16 +18,16 @@ from sqlmodel import Session, SQLModel, col, select
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.delivery import DeliveryActivities
-from activities.models import SendMessageInput
 from activities.rendering import TemplateRenderer
 from analytics.events import record_event
+from contracts.activities import SendMessageInput
+from contracts.events import JourneyEvent
 from starter.api.bookkeeping import Bookkeeping, Handled
 from starter.api.models import MessageResult, TrackMessage
 from storage import Customer, Delivery, make_engine
 from storage.driver import DriverInsert, DriverSelect
 from storage.tables import CustomerIdentity, Event, ProcessedMessage
-from tests.harness import ROOT, running_journeys
-from workflows.models import JourneyEvent
+from testkit.harness import ROOT, running_journeys
 
 
 def test_profile_traits_round_trip_with_nested_and_non_ascii_values(database_url: str) -> None:

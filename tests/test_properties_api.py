@@ -31,8 +31,8 @@ from schemathesis.checks import (
 from schemathesis.core.result import Err
 from temporalio.testing import WorkflowEnvironment
 
-from tests.harness import ROOT
-from tests.processes import free_port
+from testkit.harness import ROOT
+from testkit.processes import free_port
 
 KEY = "property-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter.commands.replay as replay_command
 from starter.cli import main
-from tests.harness import running_journeys
+from testkit.harness import running_journeys
 
 
 @workflow.defn(name="Journey", sandboxed=False)

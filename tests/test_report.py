@@ -21,13 +21,13 @@ from temporalio.testing import WorkflowEnvironment
 from analytics import build_report, newcombe_interval, record_event, refresh_runs, render_html, wilson_interval
 from analytics.api import ReportContext, report_router
 from analytics.report import Report
+from contracts.events import JourneyEvent
 from starter import cli
 from starter.catalog import load_catalog
 from storage import make_engine
 from storage.tables import Event
-from tests.harness import ROOT, Journeys, running_journeys
+from testkit.harness import ROOT, Journeys, running_journeys
 from tests.test_lifecycle import CONTACT, customer_for, daytime_zone
-from workflows.models import JourneyEvent
 
 # ------------------------------------------------------------------------------------------------ statistics
 

@@ -10,10 +10,10 @@ from sqlmodel import Session, func, select
 from temporalio.testing import WorkflowEnvironment
 
 from analytics import build_report, refresh_runs
-from analytics.simulation import SimulationConfig, simulate
 from starter.commands import simulate as simulate_command
+from starter.simulation import SimulationConfig, simulate
 from storage.tables import Customer, Delivery, Event
-from tests.harness import running_journeys
+from testkit.harness import running_journeys
 
 
 async def test_simulated_population_runs_the_journeys_and_fills_the_report(

@@ -16,7 +16,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.settings import DeliverySettings
-from tests.harness import running_journeys, write_journeys
+from testkit.harness import running_journeys, write_journeys
 
 NOTE = "sms:\n  text: 'Hi {{ profile.first_name | default(\"there\") }} ({{ journey.name }})'\n"
 

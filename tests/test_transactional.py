@@ -10,9 +10,9 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.harness import Journeys, running_journeys
+from contracts.journey import JourneySnapshot
+from testkit.harness import Journeys, running_journeys
 from tests.test_lifecycle import CONTACT
-from workflows.models import JourneySnapshot
 
 
 def fresh() -> str:

@@ -12,12 +12,13 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.events import JourneyEvent
+from contracts.journey import JourneySnapshot
 from runtime.settings import Settings
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
-from tests.processes import free_port, journeys_env
+from testkit.processes import free_port, journeys_env
 from workers.worker import delivery_queues
-from workflows.models import JourneyEvent, JourneySnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,11 +24,14 @@ from workflows.journey import JourneyWorkflow
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandbox for journey workflows, shared by workers and replayers so both run the code alike.
 
-    jinja2 compiles expressions lazily and imports its runtime then; passing it (and the map language, pure
-    code) through the sandbox keeps that import outside and lets every workflow share the compile cache.
+    jinja2 compiles expressions lazily and imports its runtime then; passing it (and the contracts and the map
+    language, pure code) through the sandbox keeps that import outside and lets every workflow share the compile
+    cache.
     """
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe", "journeymap")
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "jinja2", "markupsafe", "contracts", "journeymap"
+        )
     )
 
 

@@ -22,8 +22,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.delivery import DeliveryActivities
-    from activities.models import (
+    from contracts import activities as activity_contracts
+    from contracts import search_attributes as sa
+    from contracts.activities import (
         CallWebhookInput,
         ChannelOutcome,
         LoadProfileInput,
@@ -31,8 +32,9 @@ with workflow.unsafe.imports_passed_through():
         SendMessageResult,
         UpdateProfileInput,
     )
-    from activities.profiles import ProfileActivities
-    from activities.webhooks import WebhookActivities
+    from contracts.events import JourneyEvent
+    from contracts.ids import idempotency_key, split_bucket
+    from contracts.journey import ENDED, JourneyResult, JourneySnapshot, SendRecord, Status
     from journeymap.checks import step_expressions
     from journeymap.expressions import ExpressionError, evaluate, plain_value, referenced_names
     from journeymap.models import (
@@ -53,19 +55,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookStep,
         step_kind,
     )
-    from workflows import search_attributes as sa
-    from workflows.ids import idempotency_key, split_bucket
-    from workflows.models import (
-        ENDED,
-        SEEN_EVENT_IDS,
-        JourneyEvent,
-        JourneyInput,
-        JourneyResult,
-        JourneySnapshot,
-        JourneyState,
-        SendRecord,
-        Status,
-    )
+    from workflows.models import SEEN_EVENT_IDS, JourneyInput, JourneyState
     from workflows.timing import customer_zone, wait_deadline
 
 SEND_TIMEOUT = timedelta(seconds=60)
@@ -148,8 +138,8 @@ class JourneyWorkflow:
         return True
 
     async def _load_profile(self) -> None:
-        loaded = await workflow.execute_activity_method(
-            ProfileActivities.load_profile,
+        loaded = await workflow.execute_activity(
+            activity_contracts.load_profile,
             LoadProfileInput(customer_id=self._input.customer_id),
             start_to_close_timeout=timedelta(seconds=30),
             summary="load profile",
@@ -263,8 +253,8 @@ class JourneyWorkflow:
             return following
         if isinstance(step, UpdateProfileStep):
             values = {k: self._value(v, f"{step.id}.update_profile") for k, v in step.update_profile.set.items()}
-            result = await workflow.execute_activity_method(
-                ProfileActivities.update_profile,
+            result = await workflow.execute_activity(
+                activity_contracts.update_profile,
                 UpdateProfileInput(customer_id=self._input.customer_id, idempotency_key=self._key(step), set=values),
                 start_to_close_timeout=timedelta(seconds=30),
                 summary=f"{step.id}: update profile",
@@ -274,8 +264,8 @@ class JourneyWorkflow:
         if isinstance(step, WebhookStep):
             body = {k: self._value(v, f"{step.id}.webhook.body") for k, v in step.webhook.body.items()}
             try:
-                await workflow.execute_activity_method(
-                    WebhookActivities.call_webhook,
+                await workflow.execute_activity(
+                    activity_contracts.call_webhook,
                     CallWebhookInput(
                         idempotency_key=self._key(step),
                         url=step.webhook.url,
@@ -368,8 +358,8 @@ class JourneyWorkflow:
     async def _send_activity(
         self, request: SendMessageInput, task_queue: str | None, summary: str
     ) -> SendMessageResult:
-        return await workflow.execute_activity_method(
-            DeliveryActivities.send_message,
+        return await workflow.execute_activity(
+            activity_contracts.send_message,
             request,
             task_queue=task_queue,
             start_to_close_timeout=SEND_TIMEOUT,

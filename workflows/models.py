@@ -1,4 +1,4 @@
-"""Inputs, state and results of the journey workflow: plain data, so a run can continue-as-new at any wait.
+"""The journey workflow's input and state: plain data, so a run can continue-as-new at any wait.
 
 Fields only ever get added with defaults: recorded histories must still deserialize.
 """
@@ -6,37 +6,16 @@ Fields only ever get added with defaults: recorded histories must still deserial
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from contracts.events import JourneyEvent
+from contracts.journey import SendRecord, Status
 from journeymap.models import JourneyMap
-
-Status = Literal["entering", "active", "waiting", "completed", "exited", "not_entered", "cooldown", "failed"]
-ENDED: frozenset[str] = frozenset({"completed", "exited", "not_entered", "failed"})
 
 SEEN_EVENT_IDS = 2000
 """How many event ids a journey remembers to drop a retried event (and carries across continue-as-new)."""
-
-
-class JourneyEvent(BaseModel):
-    """Something a customer did or that happened to them, as a backend reports it."""
-
-    id: str = Field(min_length=1, max_length=200)
-    """The event's own id: the same id twice has effect once."""
-    type: str = Field(min_length=1, max_length=128)
-    properties: dict[str, Any] = Field(default_factory=dict)
-    timestamp: datetime | None = None
-
-
-class SendRecord(BaseModel):
-    step: str
-    visit: int
-    idempotency_key: str
-    delivered: list[str] = Field(default_factory=list)
-    """Channels that took the message."""
-    outcome: str
-    at: datetime
 
 
 class JourneyState(BaseModel):
@@ -94,28 +73,3 @@ class JourneyInput(BaseModel):
     continue_as_new_after_events: int | None = Field(default=None, ge=20)
     """History length at which to continue-as-new at the next wait (tests use a small one); Temporal's
     suggestion is always followed too."""
-
-
-class JourneyResult(BaseModel):
-    status: Status
-    end_reason: str | None = None
-    goal_reached: bool = False
-    sends: int = 0
-
-
-class JourneySnapshot(BaseModel):
-    """What the ``state`` query returns: where the journey is and what it waits for."""
-
-    journey: str
-    version: int
-    customer_id: str
-    status: Status
-    step: str | None
-    waiting_for: list[str]
-    wait_until: datetime | None
-    entered_at: datetime | None
-    goal_reached_at: datetime | None
-    split_variants: dict[str, str]
-    sends: list[SendRecord]
-    vars: dict[str, Any]
-    end_reason: str | None

@@ -26,12 +26,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from analytics.events import event_values, record_event
+from contracts.events import JourneyEvent
 from starter.api.batching import Batcher
 from starter.api.identities import resolve_customer
 from starter.api.models import IdentifyMessage, MessageResult, TrackMessage
 from storage.driver import DriverInsert, DriverSelect
 from storage.tables import Customer, CustomerIdentity, Event, ProcessedMessage
-from workflows.models import JourneyEvent
 
 Message = TrackMessage | IdentifyMessage
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from contracts.events import JourneyEvent
 from starter.api.bookkeeping import Handled
 from starter.api.middleware import ASGIApp, Receive, Scope, Send, answer_json, read_body
 from starter.api.models import (
@@ -36,7 +37,6 @@ from starter.api.models import (
     TrackMessage,
 )
 from starter.api.services import ApiServices
-from workflows.models import JourneyEvent
 
 log = logging.getLogger("journeys.api")
 

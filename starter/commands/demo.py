@@ -26,6 +26,9 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from contracts.events import JourneyEvent
+from contracts.ids import journey_workflow_id
+from contracts.journey import JourneySnapshot
 from journeymap import JourneyMap
 from journeymap.durations import parse_duration
 from journeymap.loader import parse_map
@@ -34,8 +37,6 @@ from runtime.settings import Settings
 from starter.api.identities import resolve_customer
 from starter.client import JourneyClient
 from storage import make_engine
-from workflows.ids import journey_workflow_id
-from workflows.models import JourneyEvent, JourneySnapshot
 
 DURATION_KEYS = frozenset({"cooldown", "within", "duration", "offset", "timeout"})
 STORY_MAPS = ("lifecycle", "pharmacy_refill")

@@ -16,10 +16,10 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from contracts import search_attributes as sa
+from contracts.journey import JourneySnapshot, SendRecord
 from runtime.connection import connect
 from runtime.settings import Settings
-from workflows import search_attributes as sa
-from workflows.models import JourneySnapshot, SendRecord
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from contracts.search_attributes import cli_flags
 from journeymap import JourneyMap
 from runtime.binaries import find_binary
 from runtime.codec import new_key_line
@@ -39,7 +40,6 @@ from starter.client import JourneyClient
 from starter.commands.stopping import stop_on_signals
 from storage import make_engine
 from workers.worker import journey_worker
-from workflows.search_attributes import cli_flags
 
 log = logging.getLogger("journeys.dev")
 

@@ -18,13 +18,13 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from analytics import build_report, refresh_runs, render_html
-from analytics.simulation import SimulationConfig, simulate
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
+from starter.simulation import SimulationConfig, simulate
 from storage import make_engine
 from workers.worker import journey_worker
 

@@ -10,11 +10,11 @@ import uuid
 from typing import Any
 
 from analytics.events import record_event
+from contracts.events import JourneyEvent
 from runtime.connection import connect
 from runtime.settings import Settings
 from starter.client import JourneyClient
 from storage import make_engine
-from workflows.models import JourneyEvent
 
 
 def register(subparsers: Any) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.journey import JourneyResult
     from workflows.journey import JourneyWorkflow
-    from workflows.models import JourneyInput, JourneyResult
+    from workflows.models import JourneyInput
 
 
 @workflow.defn(name="Journey")

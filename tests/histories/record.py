@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
-from tests.harness import Journeys, running_journeys
+from testkit.harness import Journeys, running_journeys
 
 HERE = Path(__file__).parent
 RX = "pharmacy_refill"

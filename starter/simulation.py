@@ -28,9 +28,9 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from analytics.events import record_events
+from contracts.events import JourneyEvent
 from starter.client import JourneyClient
 from storage.tables import Customer, Delivery
-from workflows.models import JourneyEvent
 
 ZONES = ("America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London", "Europe/Paris", "Asia/Tokyo")
 OFFER_CODES = ("WELCOME10", "COMEBACK15")

@@ -19,15 +19,16 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from contracts.events import JourneyEvent
+from contracts.ids import journey_workflow_id
+from contracts.journey import JourneyResult, JourneySnapshot
 from journeymap import JourneyMap
 from runtime.settings import DeliverySettings, Settings
 from starter.catalog import load_catalog
 from starter.client import JourneyClient, Routed, delivery_routing
 from storage import Customer, Delivery, make_engine
 from workers.worker import journey_worker
-from workflows.ids import journey_workflow_id
 from workflows.journey import JourneyWorkflow
-from workflows.models import JourneyEvent, JourneyResult, JourneySnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,117 @@
+"""Every activity's contract: one input and one result model each, and a typed stub the workflow calls.
+
+The workflow imports these stubs, never the implementations in :mod:`activities`, so loading it brings no HTTP
+client, database driver or provider SDK into the sandbox. A stub carries the activity's registered name and its
+types; the worker registers the implementation under the same name (``tests/test_layers.py`` holds the two
+together). Fields are only ever added with defaults, so histories recorded before still deserialize.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+
+ChannelStatus = Literal["sent", "suppressed", "failed", "deferred"]
+
+
+class SendMessageInput(BaseModel):
+    """One message of one journey step to one customer, over one or more channels."""
+
+    idempotency_key: str
+    """From the business (journey instance, entry, step, loop pass): the same key is delivered once."""
+    journey: str
+    step: str
+    customer_id: str
+    channels: list[str]
+    mode: Literal["all", "first"] = "all"
+    template: str
+    category: Literal["transactional", "promotional"]
+    variables: dict[str, Any] = Field(default_factory=dict)
+    """What templates may read: ``trigger``, ``event``, ``vars``, ``journey`` (the profile is read at send)."""
+
+
+class ChannelOutcome(BaseModel):
+    channel: str
+    status: ChannelStatus
+    reason: str | None = None
+    provider_message_id: str | None = None
+    retry_at: datetime | None = None
+    """With ``deferred``: when to try again (quiet hours)."""
+
+
+class SendMessageResult(BaseModel):
+    outcomes: list[ChannelOutcome]
+
+    @property
+    def delivered(self) -> list[str]:
+        return [o.channel for o in self.outcomes if o.status == "sent"]
+
+    @property
+    def retry_at(self) -> datetime | None:
+        times = [o.retry_at for o in self.outcomes if o.status == "deferred" and o.retry_at]
+        return min(times) if times else None
+
+
+class LoadProfileInput(BaseModel):
+    customer_id: str
+
+
+class LoadProfileResult(BaseModel):
+    profile: dict[str, Any] = Field(default_factory=dict)
+    """Traits the journey's conditions may read (``timezone`` and ``locale`` among them)."""
+
+
+class UpdateProfileInput(BaseModel):
+    customer_id: str
+    idempotency_key: str
+    set: dict[str, Any]
+
+
+class UpdateProfileResult(BaseModel):
+    profile: dict[str, Any]
+
+
+class CallWebhookInput(BaseModel):
+    idempotency_key: str
+    url: str
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    body: dict[str, Any] = Field(default_factory=dict)
+
+
+class CallWebhookResult(BaseModel):
+    status_code: int
+
+
+# ------------------------------------------------------------------------------------------- typed stubs
+# Called as ``workflow.execute_activity(send_message, SendMessageInput(...), ...)``; the bodies never run.
+
+
+@activity.defn(name="send_message")
+async def send_message(input: SendMessageInput) -> SendMessageResult:
+    """Send one step's message over its channels, effectively once (``activities.delivery``)."""
+    raise NotImplementedError("a contract: the worker registers DeliveryActivities.send_message")
+
+
+@activity.defn(name="load_profile")
+async def load_profile(input: LoadProfileInput) -> LoadProfileResult:
+    """Read the traits a journey's conditions may use (``activities.profiles``)."""
+    raise NotImplementedError("a contract: the worker registers ProfileActivities.load_profile")
+
+
+@activity.defn(name="update_profile")
+async def update_profile(input: UpdateProfileInput) -> UpdateProfileResult:
+    """Set profile traits, once per idempotency key (``activities.profiles``)."""
+    raise NotImplementedError("a contract: the worker registers ProfileActivities.update_profile")
+
+
+@activity.defn(name="call_webhook")
+async def call_webhook(input: CallWebhookInput) -> CallWebhookResult:
+    """Call a brand's HTTP endpoint with the step's body (``activities.webhooks``)."""
+    raise NotImplementedError("a contract: the worker registers WebhookActivities.call_webhook")
+
+
+STUBS = (send_message, load_profile, update_profile, call_webhook)
+"""Every activity a journey calls: a worker that serves journeys registers an implementation of each."""
