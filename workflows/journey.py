@@ -74,6 +74,10 @@ _SEND_RETRY = RetryPolicy(
 )
 
 
+LONG_WAITS_CONTINUE_AS_NEW = "long-waits-continue-as-new"
+"""Patch id: quiet-hours waits and re-entry cooldowns may continue-as-new (runs recorded before may not)."""
+
+
 class _ContinueAsNew(Exception):
     """Raised inside a wait to leave the step loop and continue-as-new."""
 
@@ -104,7 +108,8 @@ class JourneyWorkflow:
         try:
             if state.status == "entering" and not await self._enter():
                 return self._result()
-            await self._run_steps()
+            if state.status != "cooldown":  # a run continued inside the re-entry cooldown has no steps left
+                await self._run_steps()
             await self._after_end()
         except _ContinueAsNew:
             state.runs += 1
@@ -189,10 +194,12 @@ class JourneyWorkflow:
                 state.inbox.clear()
         if isinstance(reentry, Cooldown):
             assert state.ended_at is not None
-            status, state.status = state.status, "cooldown"
-            self._upsert(wait_until=state.ended_at + reentry.cooldown)
+            if state.status != "cooldown":  # not when a run continued-as-new inside the cooldown resumes it
+                state.ended_status, state.status = state.status, "cooldown"
+                self._upsert(wait_until=state.ended_at + reentry.cooldown)
             await self._sleep_until(state.ended_at + reentry.cooldown, "cooldown before re-entry", absorb=True)
-            state.status = status
+            assert state.ended_status is not None
+            state.status = state.ended_status
             # A trigger that came in with the cooldown's end (same workflow task) is after it: it re-enters below.
         # after_end: a trigger that arrived before this run could close starts the next entry.
         pending = next((i for i, e in enumerate(state.inbox) if e.type in self._map.entry.events), None)
@@ -308,6 +315,12 @@ class JourneyWorkflow:
             },
         )
         while True:
+            if state.status == "waiting" and state.wait_until is not None:
+                # A run continued-as-new inside the quiet-hours wait: wait out the rest, then ask again (same key).
+                await self._sleep_until(state.wait_until, f"{step.id}: quiet hours", absorb=False)
+                state.status, state.wait_until = "active", None
+                if state.exit_event is not None:
+                    return END
             try:
                 result = await self._deliver(request, f"{step.id}: {spec.template}")
             except ActivityError:
@@ -439,14 +452,24 @@ class JourneyWorkflow:
                 return None
 
     async def _sleep_until(self, moment: datetime, summary: str, *, absorb: bool) -> None:
-        """A durable sleep that still ends at once on an exit event; ``absorb`` drops events meanwhile."""
+        """A durable sleep that still ends at once on an exit event; ``absorb`` drops events meanwhile.
+
+        Like every wait it may continue-as-new (the state keeps the deadline, so the next run sleeps the rest):
+        a cooldown can last months and take many events. Runs recorded before this could do so replay as they
+        ran: the patch is asked at the sleep, and is False when replaying such a history.
+        """
         state = self._state
+        can_leave = workflow.patched(LONG_WAITS_CONTINUE_AS_NEW)
         while (remaining := moment - workflow.now()) > timedelta(0):
             if state.exit_event is not None and not absorb:
                 return
+            if can_leave and self._should_continue_as_new():
+                raise _ContinueAsNew
             try:
                 await workflow.wait_condition(
-                    lambda: (state.exit_event is not None and not absorb) or (absorb and bool(state.inbox)),
+                    lambda: (state.exit_event is not None and not absorb)
+                    or (absorb and bool(state.inbox))
+                    or (can_leave and self._should_continue_as_new()),
                     timeout=remaining,
                     timeout_summary=summary,
                 )

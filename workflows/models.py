@@ -47,6 +47,8 @@ class JourneyState(BaseModel):
     sends: list[SendRecord] = Field(default_factory=list)
     end_reason: str | None = None
     ended_at: datetime | None = None
+    ended_status: Status | None = None
+    """How the entry ended, kept while the re-entry cooldown runs (its status is ``cooldown`` meanwhile)."""
     runs: int = 1
     """Runs of this entry so far (continue-as-new count + 1)."""
 
