@@ -467,9 +467,11 @@ class JourneyWorkflow:
                 raise _ContinueAsNew
             try:
                 await workflow.wait_condition(
-                    lambda: (state.exit_event is not None and not absorb)
-                    or (absorb and bool(state.inbox))
-                    or (can_leave and self._should_continue_as_new()),
+                    lambda: (
+                        (state.exit_event is not None and not absorb)
+                        or (absorb and bool(state.inbox))
+                        or (can_leave and self._should_continue_as_new())
+                    ),
                     timeout=remaining,
                     timeout_summary=summary,
                 )
