@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.errors import InputError
+
 
 @dataclass(frozen=True)
 class MapError:
@@ -24,7 +26,7 @@ class MapError:
         return f"{where}: {self.message}"
 
 
-class MapValidationError(ValueError):
+class MapValidationError(InputError, ValueError):
     """Raised with every problem found in a map."""
 
     def __init__(self, errors: list[MapError]) -> None:

@@ -16,6 +16,8 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from contracts.errors import InputError
+
 #: The names an expression may read, and what they hold.
 CONTEXT_NAMES: dict[str, str] = {
     "event": "properties of the event being handled (the trigger at entry, then each matched event)",
@@ -27,7 +29,7 @@ CONTEXT_NAMES: dict[str, str] = {
 }
 
 
-class ExpressionError(ValueError):
+class ExpressionError(InputError, ValueError):
     """An expression failed to compile or to evaluate; the message names the expression."""
 
 

@@ -9,9 +9,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from contracts.errors import ConfigurationError
 
-class BinaryNotFound(RuntimeError):
-    pass
+
+class BinaryNotFound(ConfigurationError, RuntimeError):
+    """A Temporal binary is not installed where this Python can find it."""
 
 
 def find_binary(name: str) -> str:

@@ -22,12 +22,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from contracts.errors import ConfigurationError
+
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 
 
-class CodecError(ValueError):
+class CodecError(ConfigurationError, ValueError):
     """A payload cannot be decrypted (unknown key id, wrong key, tampered data) or a key is malformed."""
 
 

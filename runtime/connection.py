@@ -13,8 +13,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from contracts.errors import UnavailableError
 from runtime.codec import load_codec
 from runtime.settings import Settings
 
@@ -47,7 +48,7 @@ def _tls(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_tls or settings.temporal_api_key is not None
 
 
-class TemporalUnreachable(RuntimeError):
+class TemporalUnreachable(UnavailableError, RuntimeError):
     """No Temporal server answered at the configured address; the message says where and what to do."""
 
 
@@ -75,3 +76,15 @@ async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Clie
         raise TemporalUnreachable(
             f"cannot connect to Temporal at {settings.temporal_address} (JOURNEYS_TEMPORAL_ADDRESS): {reason}"
         ) from exc
+
+
+_NOT_ANSWERED = frozenset(
+    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
+)
+
+
+def temporal_error(exc: RPCError) -> UnavailableError | None:
+    """A call Temporal did not answer (down, too slow, rate-limited) as ours; None when it answered no."""
+    if exc.status not in _NOT_ANSWERED:
+        return None
+    return UnavailableError(f"Temporal did not answer ({exc.status.name}): {exc.message}")

@@ -10,8 +10,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from journeymap import MapValidationError
-from runtime.connection import TemporalUnreachable
+from starter.errors import as_ours
+from starter.exit_codes import fail
 
 #: Sub-command modules, in the order ``journeys --help`` lists them.
 COMMANDS = (
@@ -44,19 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; the errors a user can fix are printed as one line each (exit 1), not as tracebacks."""
+    """Run one command. Its errors (``contracts.errors``) are printed as ``journeys <command>: <message>`` with
+    the family's exit status (``starter.exit_codes``), not as tracebacks; anything else is a bug, and ``entry``
+    shows its traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except MapValidationError as exc:
-        # A map in the journeys folder is broken: every command that loads the catalog says where, and stops.
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 1
-    except TemporalUnreachable as exc:
-        print(f"journeys {args.command}: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        error = as_ours(exc)
+        if error is None:
+            raise
+        return fail(args.command, error)
     return code
 
 

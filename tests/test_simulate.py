@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ from sqlmodel import Session, func, select
 from temporalio.testing import WorkflowEnvironment
 
 from analytics import build_report, refresh_runs
-from starter.commands import simulate as simulate_command
+from starter.cli import main
 from starter.simulation import SimulationConfig, simulate
 from storage.tables import Customer, Delivery, Event
 from testkit.harness import running_journeys
@@ -48,6 +47,5 @@ async def test_simulated_population_runs_the_journeys_and_fills_the_report(
 
 
 def test_simulate_rejects_a_bad_population_size(capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(customers=0, days=10, seed=1, out=None, database_url=None)
-    assert simulate_command.run(args) == 2
-    assert "customers" in capsys.readouterr().err
+    assert main(["simulate", "--customers", "0", "--days", "10"]) == 2
+    assert capsys.readouterr().err.startswith("journeys simulate: --customers: ")

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         SendMessageResult,
         UpdateProfileInput,
     )
+    from contracts.errors import JourneysError
     from contracts.events import JourneyEvent
     from contracts.ids import idempotency_key, split_bucket
     from contracts.journey import ENDED, JourneyResult, JourneySnapshot, SendRecord, Status
@@ -78,7 +79,7 @@ LONG_WAITS_CONTINUE_AS_NEW = "long-waits-continue-as-new"
 """Patch id: quiet-hours waits and re-entry cooldowns may continue-as-new (runs recorded before may not)."""
 
 
-class _ContinueAsNew(Exception):
+class _ContinueAsNew(JourneysError):
     """Raised inside a wait to leave the step loop and continue-as-new."""
 
 

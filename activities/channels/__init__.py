@@ -2,12 +2,12 @@
 
 from activities.channels.base import (
     ChannelProvider,
-    DeliveryError,
     OutgoingMessage,
     PermanentDeliveryError,
     ProviderReceipt,
     RetryableDeliveryError,
 )
+from contracts.errors import DeliveryError
 
 __all__ = [
     "ChannelProvider",

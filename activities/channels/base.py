@@ -1,11 +1,12 @@
 """What every channel provider shares: the message handed to it, its answer, and the error tree.
 
-    DeliveryError
+    DeliveryError                 (contracts.errors: a family of the one tree)
      +-- RetryableDeliveryError   timeouts, connection errors, 429, 5xx: try again (after Retry-After)
      +-- PermanentDeliveryError   invalid number, hard bounce, unsubscribed at the provider: never retry
 
 Providers translate their library's and HTTP errors into these at the boundary; the delivery activity turns
-them into ledger states and Temporal errors.
+them into ledger states and Temporal errors. The class names reach Temporal as error types (the journey's retry
+policy lists ``PermanentDeliveryError``): never rename them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from typing import Protocol
 
 import httpx
 
-
-class DeliveryError(Exception):
-    """A provider did not take the message."""
+from contracts.errors import DeliveryError
 
 
 class RetryableDeliveryError(DeliveryError):

@@ -23,25 +23,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from analytics.api import ReportContext, report_router
+from contracts.errors import AccessDenied, InputError, NotConfigured
 from runtime.codec import CodecError
 from runtime.settings import Settings
+from starter.api import errors
 from starter.api.auth import REFUSED, ApiKeys, document_api_keys
-from starter.api.ingestion import Ingestion, IngestionPath, field_errors
+from starter.api.ingestion import Ingestion, IngestionPath
 from starter.api.middleware import BodyLimit, RequireApiKey
 from starter.api.models import (
     BatchMessage,
     BatchResult,
     ErrorResponse,
-    FieldError,
     IdentifyMessage,
     MessageResult,
     TrackMessage,
@@ -79,6 +79,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
             401: {"model": ErrorResponse, "description": REFUSED},
             413: {"model": ErrorResponse, "description": "body too large"},
             422: {"model": ErrorResponse, "description": "malformed message, with the field path"},
+            503: {"model": ErrorResponse, "description": "Temporal or the database did not answer: send it again"},
         },
     )
     if services is not None:
@@ -108,21 +109,14 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         if settings.codec_allow_unauthenticated:
             return
         if not keys.allow(request.headers.get("authorization")):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, REFUSED)
+            raise AccessDenied(REFUSED)
 
     async def services_of(request: Request) -> ApiServices:
         return get_services(request)
 
     Services = Annotated[ApiServices, Depends(services_of)]
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(field_errors(exc.errors()).model_dump(), status_code=422)
-
-    @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
-        body = ErrorResponse(errors=[FieldError(path="", message=str(exc.detail))]).model_dump()
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    errors.install(app)
 
     ingestion = Ingestion(lambda: app_services(app))
 
@@ -151,18 +145,19 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
 
     async def _codec(request: Request, services: ApiServices, encode: bool) -> Response:
         if services.codec is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no codec key is configured")
+            raise NotConfigured("no codec key is configured")
         try:
             payloads = json_format.Parse(await request.body(), Payloads())
         except json_format.ParseError as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"payloads: {exc}") from exc
+            raise InputError(f"payloads: {exc}") from exc
         try:
             if encode:
                 result = await services.codec.encode(payloads.payloads)
             else:
                 result = await services.codec.decode(payloads.payloads)
         except CodecError as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+            # Ours, but a configuration error elsewhere: to the UI asking, the payloads it sent cannot be read.
+            raise InputError(str(exc)) from exc
         return Response(json_format.MessageToJson(Payloads(payloads=result)), media_type="application/json")
 
     @app.post("/codec/encode", dependencies=[Depends(codec_access)])

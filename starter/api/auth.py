@@ -20,6 +20,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from contracts.errors import ConfigurationError
+
 PROTECTED_PREFIX = "/v1/"
 """Every path under this one needs an API key."""
 
@@ -38,7 +40,7 @@ class ApiKeys:
 
     def __init__(self, keys: list[str]) -> None:
         if not keys:
-            raise ValueError("JOURNEYS_API_KEYS is empty: set at least one API key for the event API")
+            raise ConfigurationError("JOURNEYS_API_KEYS is empty: set at least one API key for the event API")
         self._keys = [key.encode() for key in keys]
 
     @classmethod

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,18 +25,18 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.events import JourneyEvent
 from starter.api.bookkeeping import Handled
-from starter.api.middleware import ASGIApp, Receive, Scope, Send, answer_json, read_body
+from starter.api.errors import field_errors, refuse
 from starter.api.models import (
     BatchMessage,
     BatchResult,
-    ErrorResponse,
-    FieldError,
     IdentifyMessage,
     JourneyReached,
     MessageResult,
     TrackMessage,
 )
 from starter.api.services import ApiServices
+from starter.api.wire import ASGIApp, Receive, Scope, Send, answer_json, read_body
+from starter.errors import as_ours
 
 log = logging.getLogger("journeys.api")
 
@@ -87,29 +87,6 @@ class Ingestion:
 
         await asyncio.gather(*(in_order(indexes) for indexes in same_person(message.batch)))
         return BatchResult(results=[r for r in results if r is not None])
-
-
-def field_errors(errors: Iterable[Any]) -> ErrorResponse:
-    """pydantic's (or FastAPI's) validation errors as the API's 422 body, each with its field path."""
-    return ErrorResponse(
-        errors=[FieldError(path=field_path(tuple(e.get("loc", ()))), message=str(e.get("msg"))) for e in errors]
-    )
-
-
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """``('body', 'batch', 2, 'track', 'event')`` -> ``batch[2].event`` (the union's tag is not a field)."""
-    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
-    out = ""
-    previous: int | str | None = None
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(previous, int) and part in ("track", "identify"):
-            pass
-        else:
-            out += f".{part}" if out else str(part)
-        previous = part
-    return out
 
 
 def same_person(messages: Sequence[TrackMessage | IdentifyMessage]) -> list[list[int]]:
@@ -170,7 +147,14 @@ class IngestionPath:
         except ValidationError as error:
             await answer_json(send, 422, field_errors(error.errors()).model_dump_json().encode())
             return
-        result = await handle(message)
+        try:
+            result = await handle(message)
+        except Exception as exc:
+            ours = as_ours(exc)
+            if ours is None:
+                raise  # a bug: Starlette answers 500 and logs it
+            await refuse(send, ours)
+            return
         await answer_json(send, 200, result.model_dump_json(by_alias=True).encode())
 
 

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from contracts.errors import UnavailableError
 
-class ApiBindError(RuntimeError):
+
+class ApiBindError(UnavailableError, RuntimeError):
     """The API's address is taken or not ours to bind; the message names it."""
 
 

@@ -20,7 +20,7 @@ import json
 import time
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from activities.receipts import (
@@ -31,6 +31,7 @@ from activities.receipts import (
     parse_twilio_status,
     verify_twilio_signature,
 )
+from contracts.errors import AccessDenied, InputError, NotConfigured
 from runtime.settings import Settings
 from starter.api.services import get_services
 
@@ -62,14 +63,14 @@ def webhook_router(settings: Settings) -> APIRouter:
     async def _twilio_form(request: Request) -> dict[str, str]:
         token = settings.delivery.twilio_auth_token
         if not token:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "Twilio is not configured (JOURNEYS_TWILIO_AUTH_TOKEN)")
+            raise NotConfigured("Twilio is not configured (JOURNEYS_TWILIO_AUTH_TOKEN)")
         body = (await request.body()).decode("utf-8", errors="replace")
         form = dict(parse_qsl(body, keep_blank_values=True))
         url = (settings.api_public_url or str(request.base_url)).rstrip("/") + request.url.path
         if request.url.query:
             url += "?" + request.url.query
         if not verify_twilio_signature(token, url, form, request.headers.get("x-twilio-signature", "")):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "X-Twilio-Signature does not match")
+            raise AccessDenied("X-Twilio-Signature does not match")
         return form
 
     async def _deliver(request: Request, found: ReceiptEvent | None) -> list[str]:
@@ -105,14 +106,14 @@ def webhook_router(settings: Settings) -> APIRouter:
         """Resend email events (delivered, bounced, opened, clicked, complained)."""
         secret = settings.email_webhook_secret
         if not secret:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "email receipts are not configured")
+            raise NotConfigured("email receipts are not configured")
         body = await request.body()
         if not verify_svix_signature(secret, {k.lower(): v for k, v in request.headers.items()}, body):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "svix-signature does not match")
+            raise AccessDenied("svix-signature does not match")
         try:
             payload = json.loads(body)
         except json.JSONDecodeError as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body: not JSON ({exc.msg})") from exc
+            raise InputError(f"body: not JSON ({exc.msg})") from exc
         receipt = parse_resend_event(payload) if isinstance(payload, dict) else None
         if receipt is None:
             return {"recorded": False, "journeys": []}

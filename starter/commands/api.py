@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from typing import Any
 
 import uvicorn
 
+from contracts.errors import UsageError
 from runtime import event_loop
 from runtime.connection import connect
 from runtime.settings import Settings
 from starter.api import create_app
 from starter.api.auth import ApiKeys
-from starter.api.server import ApiBindError, bind, serving
+from starter.api.server import bind, serving
 from starter.api.services import open_services
 from starter.catalog import load_catalog
 from starter.commands.stopping import stop_on_signals
@@ -41,24 +41,16 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings()
     host, port = args.host or settings.api_host, args.port or settings.api_port
     workers = args.workers if args.workers is not None else settings.api_workers
-    try:
-        if workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {workers}")
-        ApiKeys.parse(settings.api_keys)  # the keys are checked before any process starts
-    except ValueError as exc:
-        print(f"journeys api: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if workers == 1:
-            event_loop.run(_serve(settings, host, port))
-        else:
-            # A broken map or an unreachable Temporal is one clear error here, not a start-up traceback per process.
-            load_catalog(settings.journeys_dir)
-            asyncio.run(connect(settings))
-            _serve_processes(host, port, workers)
-    except ApiBindError as exc:
-        print(f"journeys api: {exc}", file=sys.stderr)
-        return 2
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    ApiKeys.parse(settings.api_keys)  # the keys are checked before any process starts
+    if workers == 1:
+        event_loop.run(_serve(settings, host, port))
+    else:
+        # A broken map or an unreachable Temporal is one clear error here, not a start-up traceback per process.
+        load_catalog(settings.journeys_dir)
+        asyncio.run(connect(settings))
+        _serve_processes(host, port, workers)
     return 0
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from contracts.errors import UnavailableError, UsageError
 from contracts.events import JourneyEvent
 from contracts.ids import journey_workflow_id
 from contracts.journey import JourneySnapshot
@@ -43,8 +44,8 @@ STORY_MAPS = ("lifecycle", "pharmacy_refill")
 _SCALED_FUNCTION = re.compile(r"\b(days|hours)\(")
 
 
-class DemoError(RuntimeError):
-    pass
+class DemoError(UnavailableError, RuntimeError):
+    """The running system did not answer as the story needs (no Temporal, no worker)."""
 
 
 def register(subparsers: Any) -> None:
@@ -56,14 +57,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.seconds_per_day <= 0:
-        print("journeys demo: --seconds-per-day must be positive")
-        return 2
+        raise UsageError("--seconds-per-day must be positive")
     customer = args.customer or f"demo-{uuid.uuid4().hex[:6]}"
-    try:
-        asyncio.run(_demo(customer, args.seconds_per_day))
-    except DemoError as exc:
-        print(f"journeys demo: {exc}")
-        return 1
+    asyncio.run(_demo(customer, args.seconds_per_day))
     return 0
 
 

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from contracts.errors import JourneysError, UnavailableError
 from contracts.search_attributes import cli_flags
 from journeymap import JourneyMap
 from runtime.binaries import find_binary
@@ -48,11 +48,11 @@ STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
 
-class _Stopped(Exception):
-    """Ctrl-C while starting."""
+class _Stopped(JourneysError):
+    """Ctrl-C while starting: control flow inside ``dev``, it never reaches the command's caller."""
 
 
-class DevError(RuntimeError):
+class DevError(UnavailableError, RuntimeError):
     """The local system could not start (a port in use, the server exited); the message says which part."""
 
 
@@ -93,11 +93,7 @@ def run(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         codec=not args.no_codec,
     )
-    try:
-        asyncio.run(dev(options))
-    except DevError as exc:
-        print(f"journeys dev: {exc}", file=sys.stderr)
-        return 1
+    asyncio.run(dev(options))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from contracts.errors import UsageError
 from runtime.settings import Settings
 from starter.api.identities import identities_of, resolve_customer
 from starter.commands.track import parse_properties
@@ -27,13 +28,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.user_id is None and args.anonymous_id is None:
-        print("journeys identify: give a USER_ID or --anonymous-id", flush=True)
-        return 2
-    try:
-        traits = parse_properties(args.traits)
-    except ValueError as exc:
-        print(f"journeys identify: {exc}")
-        return 2
+        raise UsageError("give a USER_ID or --anonymous-id")
+    traits = parse_properties(args.traits)
     engine = make_engine(Settings().database)
     try:
         customer_id = resolve_customer(engine, user_id=args.user_id, anonymous_id=args.anonymous_id, traits=traits)

@@ -7,7 +7,6 @@ send would carry. A variable the template needs and the preview lacks is named i
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from sqlmodel import Session
@@ -15,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.consent import load_profile
 from activities.rendering import TemplateRenderer, sms_segments
+from contracts.errors import InputError, UsageError
 from journeymap.templates import CHANNEL_PARTS
 from runtime.settings import Settings
 from starter.commands.track import parse_properties
@@ -36,12 +36,13 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = Settings()
     renderer = TemplateRenderer(settings.templates_dir)
+    variables = parse_properties(args.vars)
     try:
-        variables = parse_properties(args.vars)
         template = renderer.template(args.template)
-    except (ValueError, ApplicationError) as exc:
-        print(f"journeys preview: {exc}", file=sys.stderr)
-        return 2
+    except ApplicationError as exc:  # the renderer's error for a template name with no file
+        raise UsageError(str(exc)) from exc
+    except ValueError as exc:  # the file is not a template (YAML or shape)
+        raise InputError(f"template {args.template!r}: {exc}") from exc
     engine = make_engine(settings.database)
     try:
         with Session(engine) as session:
@@ -51,14 +52,13 @@ def run(args: argparse.Namespace) -> int:
     locale = args.locale or profile.locale
     channels = [args.channel] if args.channel else [c for c in CHANNEL_PARTS if getattr(template, c, None)]
     context = {"profile": profile.traits, "vars": variables, "trigger": {}, "event": {}, "journey": {}}
-    failed = False
+    failed: list[str] = []
     for channel in channels:
         print(f"== {channel} ({locale or 'default locale'}) for {args.customer}")
         try:
             parts = renderer.render(args.template, channel, context, locale)
         except ApplicationError as exc:
-            print(f"journeys preview: {exc}", file=sys.stderr)
-            failed = True
+            failed.append(str(exc))  # the other channels are still shown
             continue
         for name, text in parts.items():
             print(f"-- {name}")
@@ -69,4 +69,6 @@ def run(args: argparse.Namespace) -> int:
             verdict = "ok" if segments <= limit else f"TOO LONG: at most {limit}, would not be sent"
             print(f"-- {segments} segment(s), {encoding}: {verdict}")
         print()
-    return 1 if failed else 0
+    if failed:
+        raise InputError("\n".join(failed))
+    return 0

@@ -15,9 +15,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
 from analytics import build_report, refresh_runs, render_html
+from contracts.errors import UsageError
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
@@ -44,9 +46,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = SimulationConfig(customers=args.customers, days=args.days, seed=args.seed)
-    except ValueError as exc:
-        print(f"journeys simulate: {exc}", file=sys.stderr)
-        return 2
+    except ValidationError as exc:
+        raise UsageError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
     base = Settings()
     database = args.database_url or f"sqlite:///{base.data_dir / 'simulation.db'}"
     out: Path = args.out or base.data_dir / "simulation.html"

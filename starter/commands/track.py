@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import uuid
 from typing import Any
 
 from analytics.events import record_event
+from contracts.errors import UsageError
 from contracts.events import JourneyEvent
 from runtime.connection import connect
 from runtime.settings import Settings
@@ -27,11 +27,12 @@ def register(subparsers: Any) -> None:
 
 
 def parse_properties(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` arguments, each value parsed as JSON when it is JSON; :class:`UsageError` names a bad one."""
     properties: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"{pair!r}: write properties as KEY=VALUE")
+            raise UsageError(f"{pair!r}: write properties as KEY=VALUE")
         try:
             properties[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -40,11 +41,7 @@ def parse_properties(pairs: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        properties = parse_properties(args.properties)
-    except ValueError as exc:
-        print(f"journeys track: {exc}", file=sys.stderr)
-        return 2
+    properties = parse_properties(args.properties)
     event = JourneyEvent(id=args.event_id or uuid.uuid4().hex, type=args.event_type, properties=properties)
     return asyncio.run(_track(args.customer_id, event))
 
