@@ -29,6 +29,7 @@ variables: {count: "0"}
 TEMPLATES = {
     "reminder": 'push: {title: Hi, body: "Hello {{ profile.first_name }}, {{ vars.count }} left"}\n',
     "email_only": "email: {subject: s, html: <p>h</p>, text: t}\n",
+    "plain_email": 'email: {subject: s, text: "Hello {{ profile.first_name }}"}\n',
     "bad_name": 'push: {title: "Hi {{ customer.name }}", body: b}\n',
     "bad_var": 'push: {title: t, body: "{{ vars.refills }} left"}\n',
 }
@@ -173,6 +174,12 @@ def test_template_problems_fail_validation_not_a_send(folder: Path, capsys: pyte
         "refill.yaml: steps[2].send.template: template 'bad_name' push.title: unknown variable 'customer'",
         "refill.yaml: steps[3].send.template: template 'bad_var' push.body: unknown variable vars.refills; declare it",
     ]
+
+
+def test_an_email_with_only_a_text_body_is_valid(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = folder / "refill.yaml"
+    file.write_text(steps("{id: a, send: {channel: email, template: plain_email, category: transactional}}"))
+    assert main(["validate", str(file)]) == 0, capsys.readouterr().err
 
 
 def test_expression_problems(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
