@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from journeymap.errors import MapError
 from journeymap.expressions import CONTEXT_NAMES, FUNCTIONS, variables_read
+from journeymap.suggest import did_you_mean
 
 #: The parts each channel needs, in the order a message is composed.
 CHANNEL_PARTS: dict[str, tuple[str, ...]] = {
@@ -138,8 +139,11 @@ def check_template(
                     continue
                 unknown = sorted(names - allowed)
                 if unknown:
-                    errors.append(MapError(source, path, f"{where}: unknown variable {unknown[0]!r}"))
+                    suggestion = did_you_mean(unknown[0], allowed)
+                    errors.append(MapError(source, path, f"{where}: unknown variable {unknown[0]!r}{suggestion}"))
                 undeclared = sorted(variables_read(tree) - variables)
                 if undeclared:
-                    errors.append(MapError(source, path, f"{where}: unknown variable vars.{undeclared[0]}; declare it"))
+                    suggestion = did_you_mean(undeclared[0], variables, prefix="vars.")
+                    message = f"{where}: unknown variable vars.{undeclared[0]}{suggestion}; declare it"
+                    errors.append(MapError(source, path, message))
     return errors
