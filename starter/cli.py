@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Sequence
 
 from journeymap import MapValidationError
+from runtime.codec import CodecError
 from runtime.connection import TemporalUnreachable
 
 #: Sub-command modules, in the order ``journeys --help`` lists them.
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 1
-    except TemporalUnreachable as exc:
+    except (TemporalUnreachable, CodecError) as exc:
+        # CodecError: a malformed key, or a payload sealed with a key this process was not given.
         print(f"journeys {args.command}: {exc}", file=sys.stderr)
         return 1
     return code

@@ -92,3 +92,13 @@ def test_track_of_an_event_no_journey_names_suggests_the_nearest_one(
     assert main(["track", "c-1", "prescription_filed"]) == 0
     out = capsys.readouterr().out
     assert out == "no journey reacts to 'prescription_filed' (did you mean 'prescription_filled'?)\n"
+
+
+@pytest.mark.parametrize("command", [["describe", "c-1"], ["track", "c-1", "signed_up"], ["worker"]], ids=str)
+def test_a_malformed_codec_key_is_one_line(
+    nowhere: str, command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOURNEYS_CODEC_KEYS", "no-colon")
+    assert main(command) == 1
+    expected = f"journeys {command[0]}: JOURNEYS_CODEC_KEYS: key 1: write keys as KEY_ID:BASE64_KEY\n"
+    assert capsys.readouterr().err == expected
