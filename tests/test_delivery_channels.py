@@ -137,18 +137,25 @@ class _Inbox:
         return "250 OK"
 
 
-async def test_email_over_smtp_reaches_a_real_server_as_html_and_text(rig: Rig) -> None:
+@pytest.fixture
+def smtp() -> Iterator[tuple[_Inbox, int]]:
+    """A real SMTP server on loopback (aiosmtpd): what it received, and its port."""
     inbox = _Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        rig.customer()
-        acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
-        result = await run(acts, send_input(["email"]))
-        again = await run(acts, send_input(["email"]))
+        yield inbox, port
     finally:
         controller.stop()
+
+
+async def test_email_over_smtp_reaches_a_real_server_as_html_and_text(rig: Rig, smtp: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp
+    rig.customer()
+    acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
+    result = await run(acts, send_input(["email"]))
+    again = await run(acts, send_input(["email"]))
     assert result.delivered == ["email"] and again.delivered == ["email"]
     assert len(inbox.messages) == 1, "a retried send with the same key must not send again"
     mail_from, rcpt, raw = inbox.messages[0]
@@ -165,17 +172,11 @@ async def test_email_over_smtp_reaches_a_real_server_as_html_and_text(rig: Rig) 
     assert (row.status, row.provider, row.attempts) == ("sent", "smtp", 1) and row.sent_at is not None
 
 
-async def test_a_text_only_email_goes_over_smtp_as_one_plain_text_part(rig: Rig) -> None:
-    inbox = _Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        rig.customer()
-        acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
-        result = await run(acts, send_input(["email"], template="plain"))
-    finally:
-        controller.stop()
+async def test_a_text_only_email_goes_over_smtp_as_one_plain_text_part(rig: Rig, smtp: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp
+    rig.customer()
+    acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
+    result = await run(acts, send_input(["email"], template="plain"))
     assert result.delivered == ["email"]
     [(_, _, raw)] = inbox.messages
     msg = email.message_from_bytes(raw, policy=email.policy.default)

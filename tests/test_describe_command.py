@@ -19,6 +19,15 @@ from starter.cli import main
 from testkit.harness import Journeys, running_journeys
 
 
+def describe_against(
+    dev_env: WorkflowEnvironment, database_url: str, monkeypatch: pytest.MonkeyPatch, *, codec_keys: str = ""
+) -> None:
+    """The environment the ``describe`` command reads: this test's server and database, these codec keys."""
+    monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
+    monkeypatch.setenv("JOURNEYS_CODEC_KEYS", codec_keys)
+
+
 async def test_describe_lists_each_journey_with_its_step_wait_and_sends(
     dev_env: WorkflowEnvironment,
     tmp_path: Path,
@@ -28,9 +37,7 @@ async def test_describe_lists_each_journey_with_its_step_wait_and_sends(
     database_url: str,
 ) -> None:
     customer = f"describe-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
-    monkeypatch.delenv("JOURNEYS_CODEC_KEYS", raising=False)
-    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
+    describe_against(dev_env, database_url, monkeypatch)
     async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         # Filled 28 days ago with 30 days' supply: the reminder is due now, then it waits for the order.
         for rx, days_ago in (("rx-1", 1), ("rx-2", 28)):
@@ -102,9 +109,7 @@ async def test_an_ended_journey_still_shows_its_sends_from_the_ledger(
     database_url: str,
 ) -> None:
     customer = f"ended-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
-    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
-    monkeypatch.delenv("JOURNEYS_CODEC_KEYS", raising=False)
+    describe_against(dev_env, database_url, monkeypatch)
     async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
         await _reminded(j, customer)
         await j.send(customer, "prescription_cancelled", rx_id="rx-1")
@@ -134,13 +139,12 @@ async def test_describe_without_the_workers_key_says_so_in_one_line(
     """The workers encrypt with 'acc-1'; ops run describe with only another key: the journey is still described
     (search attributes, ledger) with one line saying which key is missing, never a traceback."""
     customer = f"codec-{uuid.uuid4().hex[:8]}"
-    sealed = dataclasses.replace(
-        DATA_CONVERTER, payload_codec=AESGCMCodec(parse_keys(new_key_line("acc-1"), where="t"))
+    workers_codec = AESGCMCodec(parse_keys(new_key_line("acc-1"), where="test"))
+    client = await Client.connect(
+        dev_env.client.service_client.config.target_host,
+        data_converter=dataclasses.replace(DATA_CONVERTER, payload_codec=workers_codec),
     )
-    client = await Client.connect(dev_env.client.service_client.config.target_host, data_converter=sealed)
-    monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
-    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
-    monkeypatch.setenv("JOURNEYS_CODEC_KEYS", new_key_line("ops-1"))
+    describe_against(dev_env, database_url, monkeypatch, codec_keys=new_key_line("ops-1"))
     async with running_journeys(client, tmp_path, task_queue, database_url=database_url) as j:
         await _reminded(j, customer)
         await _listed(dev_env.client, customer, 1)
