@@ -26,6 +26,7 @@ from journeymap.models import (
     WaitStep,
     WebhookStep,
 )
+from journeymap.suggest import did_you_mean
 from journeymap.templates import check_template
 
 
@@ -95,7 +96,7 @@ def _check_targets(journey: JourneyMap, source: str) -> Iterator[MapError]:
     for index in range(len(journey.steps)):
         for path, target in targets(journey, index):
             if target not in ids:
-                yield MapError(source, f"steps[{index}].{path}", f"unknown step {target!r}")
+                yield MapError(source, f"steps[{index}].{path}", f"unknown step {target!r}{did_you_mean(target, ids)}")
 
 
 def _expressions(journey: JourneyMap) -> Iterator[tuple[str, str, set[str]]]:
@@ -157,7 +158,8 @@ def _check_expressions(journey: JourneyMap, source: str) -> Iterator[MapError]:
                     yield MapError(
                         source,
                         f"steps[{index}].set.{name}",
-                        f"unknown variable {name!r}; declare it under `variables:`",
+                        f"unknown variable {name!r}{did_you_mean(name, journey.variables)}; "
+                        "declare it under `variables:`",
                     )
 
 

@@ -17,6 +17,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from contracts.errors import InputError
+from journeymap.suggest import did_you_mean
 
 #: The names an expression may read, and what they hold.
 CONTEXT_NAMES: dict[str, str] = {
@@ -295,10 +296,11 @@ def check_expression(expression: str, variables: set[str]) -> str | None:
     unknown = sorted(names - set(CONTEXT_NAMES))
     if unknown:
         return (
-            f"unknown name {unknown[0]!r} in {expression!r}; "
+            f"unknown name {unknown[0]!r}{did_you_mean(unknown[0], [*CONTEXT_NAMES, *FUNCTIONS])} in {expression!r}; "
             f"expressions may use {', '.join(sorted(CONTEXT_NAMES))} and {', '.join(sorted(FUNCTIONS))}()"
         )
     undeclared = sorted(read - variables)
     if undeclared:
-        return f"unknown variable vars.{undeclared[0]} in {expression!r}; declare it under `variables:`"
+        suggestion = did_you_mean(undeclared[0], variables, prefix="vars.")
+        return f"unknown variable vars.{undeclared[0]}{suggestion} in {expression!r}; declare it under `variables:`"
     return None

@@ -1,7 +1,7 @@
 """Message templates as data: one YAML file per message, a section per channel, locale variants.
 
     journeys/templates/refill_reminder.yaml
-        email:  {subject: ..., html: ..., text: ...}
+        email:  {subject: ..., text: ..., html: ...}   # html is optional: a text-only email is plain text
         push:   {title: ..., body: ...}
         sms:    {text: ...}
         voice:  {text: ...}
@@ -25,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from journeymap.errors import MapError
 from journeymap.expressions import CONTEXT_NAMES, FUNCTIONS, variables_read
+from journeymap.suggest import did_you_mean
 
 #: The parts each channel needs, in the order a message is composed.
 CHANNEL_PARTS: dict[str, tuple[str, ...]] = {
-    "email": ("subject", "html", "text"),
+    "email": ("subject", "html", "text"),  # html optional
     "sms": ("text",),
     "push": ("title", "body"),
     "voice": ("text",),
@@ -42,8 +43,9 @@ class _Model(BaseModel):
 
 class EmailParts(_Model):
     subject: str = Field(min_length=1)
-    html: str = Field(min_length=1)
     text: str = Field(min_length=1)
+    html: str | None = Field(default=None, min_length=1)
+    """Without it the email is sent as plain text only (many senders prefer that for transactional mail)."""
 
 
 class SmsParts(_Model):
@@ -78,9 +80,14 @@ class MessageTemplate(ChannelParts):
             variant = self.locales.get(name)
             found = getattr(variant, channel, None) if variant else None
             if found is not None:
-                return dict(found)
+                return given_parts(found)
         default = getattr(self, channel, None)
-        return dict(default) if default is not None else None
+        return given_parts(default) if default is not None else None
+
+
+def given_parts(parts: BaseModel) -> dict[str, str]:
+    """A channel's parts that the template gives (an optional part left out is absent, not ``None``)."""
+    return {name: text for name, text in parts if text is not None}
 
 
 def load_template(path: Path) -> MessageTemplate:
@@ -114,7 +121,7 @@ def check_template(
         if not CHANNEL_PARTS[channel]:
             continue
         variants = [("", template.parts(channel))] + [
-            (f"locales.{loc}.", dict(p) if (p := getattr(parts, channel)) else None)
+            (f"locales.{loc}.", given_parts(p) if (p := getattr(parts, channel)) else None)
             for loc, parts in template.locales.items()
         ]
         if variants[0][1] is None:
@@ -132,8 +139,11 @@ def check_template(
                     continue
                 unknown = sorted(names - allowed)
                 if unknown:
-                    errors.append(MapError(source, path, f"{where}: unknown variable {unknown[0]!r}"))
+                    suggestion = did_you_mean(unknown[0], allowed)
+                    errors.append(MapError(source, path, f"{where}: unknown variable {unknown[0]!r}{suggestion}"))
                 undeclared = sorted(variables_read(tree) - variables)
                 if undeclared:
-                    errors.append(MapError(source, path, f"{where}: unknown variable vars.{undeclared[0]}; declare it"))
+                    suggestion = did_you_mean(undeclared[0], variables, prefix="vars.")
+                    message = f"{where}: unknown variable vars.{undeclared[0]}{suggestion}; declare it"
+                    errors.append(MapError(source, path, message))
     return errors

@@ -31,6 +31,13 @@ def codec_key_file(settings: Settings) -> Path | None:
     return default if default.is_file() else None
 
 
+def codec_key_source(settings: Settings) -> str:
+    """Where this process's codec keys come from, for people: ``JOURNEYS_CODEC_KEYS``, a file, or both."""
+    file = codec_key_file(settings)
+    sources = (["JOURNEYS_CODEC_KEYS"] if settings.codec_keys else []) + ([str(file)] if file else [])
+    return " and ".join(sources) or "nowhere"
+
+
 def data_converter(settings: Settings) -> DataConverter:
     """:data:`DATA_CONVERTER`, with the AES-GCM codec when a key is configured."""
     if not settings.codec_enabled:

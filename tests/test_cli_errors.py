@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from starter.cli import main
 from testkit.harness import ROOT
@@ -80,3 +81,24 @@ def test_a_broken_map_stops_a_command_naming_the_file_and_field(
         err = capsys.readouterr().err
         assert "broken.yaml: entry: Field required" in err and "broken.yaml: steps:" in err, (command, err)
         assert "Traceback" not in err
+
+
+def test_track_of_an_event_no_journey_names_suggests_the_nearest_one(
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("JOURNEYS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("JOURNEYS_CODEC_KEYS", raising=False)
+    assert main(["track", "c-1", "prescription_filed"]) == 0
+    out = capsys.readouterr().out
+    assert out == "no journey reacts to 'prescription_filed' (did you mean 'prescription_filled'?)\n"
+
+
+@pytest.mark.parametrize("command", [["describe", "c-1"], ["track", "c-1", "signed_up"], ["worker"]], ids=str)
+def test_a_malformed_codec_key_is_one_line(
+    nowhere: str, command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOURNEYS_CODEC_KEYS", "no-colon")
+    assert main(command) == 1
+    expected = f"journeys {command[0]}: JOURNEYS_CODEC_KEYS: key 1: write keys as KEY_ID:BASE64_KEY\n"
+    assert capsys.readouterr().err == expected

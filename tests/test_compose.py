@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +120,61 @@ def test_worker_metrics_port_is_published_and_shutdown_fits_the_grace_period(
     assert float(variables["JOURNEYS_WORKER_SHUTDOWN_SECONDS"]) < grace
     assert env(services["worker"])["JOURNEYS_SMTP_HOST"] == "mailpit"
     assert int(env(services["worker"])["JOURNEYS_SMTP_PORT"]) in published(services["mailpit"]).values()
+
+
+def dockerfile_copies_before_install() -> list[tuple[list[str], str]]:
+    """The Dockerfile's ``COPY sources... dest`` instructions that come before its ``pip install``."""
+    instructions = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text()).splitlines()
+    copies: list[tuple[list[str], str]] = []
+    for line in instructions:
+        words = line.split()
+        if words[:1] == ["RUN"] and "pip install" in line:
+            return copies
+        if words[:1] == ["COPY"]:
+            assert not any(w.startswith("--") for w in words), f"Dockerfile: the test does not model {line!r}"
+            copies.append((words[1:-1], words[-1]))
+    raise AssertionError("Dockerfile: no `RUN pip install`")
+
+
+def copy_like_docker(sources: list[str], dest: str, into: Path) -> None:
+    target = into / dest
+    for source in sources:
+        path = ROOT / source
+        assert path.exists(), f"Dockerfile: COPY {source}: no such file in the build context"
+        if path.is_dir():
+            shutil.copytree(path, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        elif dest.endswith("/") or len(sources) > 1:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target / path.name)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+
+
+def top_level_packages() -> set[str]:
+    """What pyproject.toml installs, as a ``packages`` list or ``packages.find`` include patterns."""
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    names = packages if isinstance(packages, list) else packages["find"]["include"]
+    return {name.removesuffix("*").split(".")[0] for name in names}
+
+
+def test_the_image_installs_every_module_of_the_checkout(tmp_path: Path) -> None:
+    """`docker compose up --build` (no Docker here): what the Dockerfile copies before ``pip install .`` must build
+    the whole project: every package pyproject.toml names, with its subpackages."""
+    context = tmp_path / "app"
+    for sources, dest in dockerfile_copies_before_install():
+        copy_like_docker(sources, dest, context)
+    offline = ["--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", str(tmp_path / "wheels")]
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", *offline, str(context)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "wheels").glob("*.whl")
+    installed = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
+    checkout = {
+        path.relative_to(ROOT).as_posix() for package in top_level_packages() for path in (ROOT / package).rglob("*.py")
+    }
+    assert checkout - installed == set(), "modules of the checkout the image would not install"

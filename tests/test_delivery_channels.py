@@ -48,6 +48,12 @@ locales:
       text: "Su resurtido está listo en {{ vars.store }}."
 """
 
+PLAIN_EMAIL = """
+email:
+  subject: "Hello {{ profile.first_name }}"
+  text: "Hello {{ profile.first_name }} at {{ vars.store }}"
+"""
+
 LONG_SMS = """
 sms:
   text: "{{ 'x' * 200 }} \U0001f48a"
@@ -65,6 +71,7 @@ class Rig:
         templates.mkdir(exist_ok=True)
         (templates / "hello.yaml").write_text(TEMPLATE)
         (templates / "too_long.yaml").write_text(LONG_SMS)
+        (templates / "plain.yaml").write_text(PLAIN_EMAIL)
         self.engine = make_engine(self.database_url)
         self.renderer = TemplateRenderer(templates)
 
@@ -130,18 +137,25 @@ class _Inbox:
         return "250 OK"
 
 
-async def test_email_over_smtp_reaches_a_real_server_as_html_and_text(rig: Rig) -> None:
+@pytest.fixture
+def smtp() -> Iterator[tuple[_Inbox, int]]:
+    """A real SMTP server on loopback (aiosmtpd): what it received, and its port."""
     inbox = _Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        rig.customer()
-        acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
-        result = await run(acts, send_input(["email"]))
-        again = await run(acts, send_input(["email"]))
+        yield inbox, port
     finally:
         controller.stop()
+
+
+async def test_email_over_smtp_reaches_a_real_server_as_html_and_text(rig: Rig, smtp: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp
+    rig.customer()
+    acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
+    result = await run(acts, send_input(["email"]))
+    again = await run(acts, send_input(["email"]))
     assert result.delivered == ["email"] and again.delivered == ["email"]
     assert len(inbox.messages) == 1, "a retried send with the same key must not send again"
     mail_from, rcpt, raw = inbox.messages[0]
@@ -156,6 +170,30 @@ async def test_email_over_smtp_reaches_a_real_server_as_html_and_text(rig: Rig) 
     assert msg["Message-ID"] == result.outcomes[0].provider_message_id
     [row] = rig.ledger()
     assert (row.status, row.provider, row.attempts) == ("sent", "smtp", 1) and row.sent_at is not None
+
+
+async def test_a_text_only_email_goes_over_smtp_as_one_plain_text_part(rig: Rig, smtp: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp
+    rig.customer()
+    acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
+    result = await run(acts, send_input(["email"], template="plain"))
+    assert result.delivered == ["email"]
+    [(_, _, raw)] = inbox.messages
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == "Hello Ana"
+    assert msg.get_content_type() == "text/plain" and not msg.is_multipart()
+    assert msg.get_content().strip() == "Hello Ana at Smith & Sons"
+
+
+async def test_a_text_only_email_goes_to_the_http_provider_without_html(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer()
+    provider.answer = lambda r: (200, {}, {"id": "re_124"})
+    acts = rig.activities(email_provider="http", http_email_url=provider.url)
+    result = await run(acts, send_input(["email"], template="plain"))
+    assert result.delivered == ["email"]
+    [request] = provider.requests
+    body = request.json()
+    assert body["text"] == "Hello Ana at Smith & Sons" and "html" not in body
 
 
 async def test_http_email_provider_gets_the_resend_format_and_the_idempotency_key(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -15,9 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from contracts import search_attributes as sa
+from runtime.codec import new_key_line
 from runtime.connection import DATA_CONVERTER, data_converter
 from runtime.settings import Settings
 from testkit.processes import free_port, journeys_env
@@ -65,11 +70,12 @@ class Dev:
     output: list[str]
 
 
-@pytest_asyncio.fixture
-async def dev_process(tmp_path: Path) -> AsyncIterator[Dev]:
+@contextlib.asynccontextmanager
+async def running_dev(tmp_path: Path, *flags: str, **settings: str) -> AsyncIterator[Dev]:
+    """``journeys dev`` with ``flags``, up (its banner printed); killed with its children afterwards."""
     ports = [free_port() for _ in range(3)]
     # SQLite only, no database_url: the point is the embedded default, a journeys.db in the data folder.
-    env = journeys_env()
+    env = journeys_env(**settings)
     env["JOURNEYS_API_KEYS"] = KEY
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -84,6 +90,7 @@ async def dev_process(tmp_path: Path) -> AsyncIterator[Dev]:
         str(ports[1]),
         "--api-port",
         str(ports[2]),
+        *flags,
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -111,6 +118,12 @@ async def dev_process(tmp_path: Path) -> AsyncIterator[Dev]:
                 os.kill(pid, signal.SIGKILL)
             process.kill()
             await process.wait()
+
+
+@pytest_asyncio.fixture
+async def dev_process(tmp_path: Path) -> AsyncIterator[Dev]:
+    async with running_dev(tmp_path) as dev:
+        yield dev
 
 
 async def _eventually_listed(client: Client, query: str) -> list[str]:
@@ -209,3 +222,78 @@ async def test_dev_says_which_port_is_taken(tmp_path: Path, flag: str) -> None:
         _, err = await asyncio.wait_for(process.communicate(), 90)
     assert process.returncode == 1
     assert str(busy) in err.decode()
+
+
+async def _pollers(client: Client, task_queue: str) -> int:
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return len(described.pollers)
+
+
+async def test_dev_without_its_worker_runs_journeys_on_a_separate_worker(tmp_path: Path) -> None:
+    """The parts separately, as docs/operations.md shows: ``journeys dev --no-worker`` accepts a journey that does
+    not move (no worker polls its queue) until a ``journeys worker`` process is started beside it."""
+    codec_keys = new_key_line("team-1")
+    async with running_dev(tmp_path, "--no-worker", JOURNEYS_CODEC_KEYS=codec_keys) as dev:
+        printed = "".join(dev.output)
+        assert "Payloads:      encrypted (keys from JOURNEYS_CODEC_KEYS)" in printed
+        assert "Worker:        none here" in printed
+        async with httpx.AsyncClient(timeout=30) as http:
+            tracked = await http.post(
+                f"{dev.api}/v1/track",
+                auth=(KEY, ""),
+                json={
+                    "messageId": "apart-m-1",
+                    "userId": "apart-customer",
+                    "event": "prescription_filled",
+                    "properties": {
+                        "rx_id": "rx-1",
+                        "days_supply": 30,
+                        "refills_remaining": 1,
+                        "filled_at": datetime.now(UTC).date().isoformat(),
+                    },
+                },
+            )
+        assert tracked.status_code == 200, tracked.text
+        [reached] = tracked.json()["journeys"]
+        client = await Client.connect(dev.temporal, data_converter=data_converter(Settings(codec_keys=codec_keys)))
+        handle = client.get_workflow_handle(reached["workflowId"])
+        history = await handle.fetch_history()
+        assert await _pollers(client, "journeys") == 0
+        assert not [e for e in history.events if e.HasField("workflow_task_started_event_attributes")]
+
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "starter.cli",
+            "worker",
+            cwd=ROOT,
+            env=journeys_env(
+                JOURNEYS_TEMPORAL_ADDRESS=dev.temporal,
+                JOURNEYS_DATA_DIR=str(dev.data_dir),
+                JOURNEYS_CODEC_KEYS=codec_keys,
+                JOURNEYS_WORKER_SHUTDOWN_SECONDS="1",
+            ),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            for _ in range(600):
+                described = await handle.describe()
+                if described.typed_search_attributes.get(sa.STEP) == "wait_for_reminder":
+                    break
+                await asyncio.sleep(0.1)
+            assert described.typed_search_attributes.get(sa.STEP) == "wait_for_reminder"
+            worker.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(worker.communicate(), 60)
+            assert worker.returncode == 0, err.decode()
+        finally:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+        dev.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(dev.process.wait(), 60) == 0

@@ -29,8 +29,10 @@ variables: {count: "0"}
 TEMPLATES = {
     "reminder": 'push: {title: Hi, body: "Hello {{ profile.first_name }}, {{ vars.count }} left"}\n',
     "email_only": "email: {subject: s, html: <p>h</p>, text: t}\n",
+    "plain_email": 'email: {subject: s, text: "Hello {{ profile.first_name }}"}\n',
     "bad_name": 'push: {title: "Hi {{ customer.name }}", body: b}\n',
     "bad_var": 'push: {title: t, body: "{{ vars.refills }} left"}\n',
+    "typos": 'push: {title: "Hi {{ profle.first_name }}", body: "{{ vars.cont }} left"}\n',
 }
 
 
@@ -95,6 +97,35 @@ def test_unknown_step_references_are_named_where_they_are(folder: Path, capsys: 
         "refill.yaml: steps[4].goto: unknown step 'nil'",
         "refill.yaml: steps[5].send.on_failure: unknown step 'fail'",
     ]
+
+
+def test_a_misspelt_name_gets_the_nearest_known_one(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    errors = validate(
+        folder,
+        steps(
+            "{id: remind, send: {channel: push, template: typos, category: transactional}, next: wiat}",
+            "{id: wait, wait_for: {events: [x], timeout: 3d, match: 'evnt.n == vars.cout'}}",
+            "{id: tally, set: {cont: vars.count}, next: zebra}",
+        ),
+        capsys,
+    )
+    assert errors == [
+        "refill.yaml: steps[0].next: unknown step 'wiat' (did you mean 'wait'?)",
+        "refill.yaml: steps[2].next: unknown step 'zebra'",  # nothing close: no guess
+        "refill.yaml: steps[1].wait_for.match: unknown name 'evnt' (did you mean 'event'?) in "
+        "'evnt.n == vars.cout'; expressions may use event, journey, now, profile, trigger, vars and "
+        "date, days, days_between, hours()",
+        "refill.yaml: steps[2].set.cont: unknown variable 'cont' (did you mean 'count'?); "
+        "declare it under `variables:`",
+        "refill.yaml: steps[0].send.template: template 'typos' push.title: unknown variable 'profle' "
+        "(did you mean 'profile'?)",
+        "refill.yaml: steps[0].send.template: template 'typos' push.body: unknown variable vars.cont "
+        "(did you mean 'vars.count'?); declare it",
+    ]
+    file = folder / "refill.yaml"
+    file.write_text(steps("{id: a, wait_for: {events: [x], timeout: 3d, match: 'vars.cout > 1'}}"))
+    assert main(["validate", str(file)]) == 1
+    assert "unknown variable vars.cout (did you mean 'vars.count'?) in 'vars.cout > 1'" in capsys.readouterr().err
 
 
 def test_duplicate_and_reserved_step_ids(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -173,6 +204,12 @@ def test_template_problems_fail_validation_not_a_send(folder: Path, capsys: pyte
         "refill.yaml: steps[2].send.template: template 'bad_name' push.title: unknown variable 'customer'",
         "refill.yaml: steps[3].send.template: template 'bad_var' push.body: unknown variable vars.refills; declare it",
     ]
+
+
+def test_an_email_with_only_a_text_body_is_valid(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = folder / "refill.yaml"
+    file.write_text(steps("{id: a, send: {channel: email, template: plain_email, category: transactional}}"))
+    assert main(["validate", str(file)]) == 0, capsys.readouterr().err
 
 
 def test_expression_problems(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,10 +32,11 @@ class HttpEmailProvider:
             "from": s.email_from,
             "to": [message.to],
             "subject": message.content["subject"],
-            "html": message.content["html"],
             "text": message.content["text"],
             "tags": [{"name": k, "value": v} for k, v in message.metadata.items() if k in ("journey", "step")],
         }
+        if "html" in message.content:  # left out, the provider sends text/plain only
+            body["html"] = message.content["html"]
         response = await post(
             self._http,
             self.name,

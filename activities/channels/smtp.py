@@ -1,4 +1,5 @@
-"""Email over SMTP (any mail server; a local one for development): multipart/alternative, text and HTML.
+"""Email over SMTP (any mail server; a local one for development): multipart/alternative, text and HTML, or
+a single text/plain part when the template gives no HTML.
 
 SMTP has no idempotency key. The Message-ID is derived from the key, so a repeat carries the same id and a
 mailbox that deduplicates on it (many do) shows one message; the delivery ledger covers every other case but
@@ -41,7 +42,8 @@ class SmtpProvider:
         email["Message-ID"] = message_id_for(message.idempotency_key)
         email["X-Journeys-Idempotency-Key"] = message.idempotency_key
         email.set_content(message.content["text"])
-        email.add_alternative(message.content["html"], subtype="html")
+        if "html" in message.content:
+            email.add_alternative(message.content["html"], subtype="html")
         return email
 
     async def send(self, message: OutgoingMessage) -> ProviderReceipt:

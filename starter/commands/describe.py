@@ -1,25 +1,30 @@
 """``journeys describe CUSTOMER``: every journey of a customer, its step, what it waits for and until when, its sends.
 
 Journeys are found by the ``JourneyCustomerId`` search attribute (visibility), then each running one is asked
-for its state (the ``state`` query). A journey whose worker is down, or that has ended, is described from its
-search attributes alone. Only ids, steps and channels are printed: no personal data.
+for its state (the ``state`` query). A journey whose worker is down, whose state this process cannot decrypt, or
+that has ended is described from its search attributes, and its sends from the delivery ledger (the rows keyed
+under its workflow id, made while it ran). Only ids, steps and channels are printed: no personal data.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from contracts import search_attributes as sa
 from contracts.journey import JourneySnapshot, SendRecord
+from runtime.codec import CodecError
 from runtime.connection import connect
 from runtime.settings import Settings
+from storage import Delivery, make_engine
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 
@@ -37,6 +42,7 @@ class JourneyDescription(BaseModel):
     wait_until: datetime | None
     sends: list[SendRecord]
     started: datetime
+    closed: datetime | None = None
     note: str | None = None
 
 
@@ -59,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _describe(customer_id: str, *, running_only: bool) -> list[JourneyDescription]:
-    return await describe_customer(await connect(Settings()), customer_id, running_only=running_only)
+    settings = Settings()
+    client = await connect(settings)
+    engine = make_engine(settings.database)
+    try:
+        return await describe_customer(client, customer_id, running_only=running_only, engine=engine)
+    finally:
+        engine.dispose()
 
 
 def _quote(value: str) -> str:
@@ -67,9 +79,10 @@ def _quote(value: str) -> str:
 
 
 async def describe_customer(
-    client: Client, customer_id: str, *, running_only: bool = False
+    client: Client, customer_id: str, *, running_only: bool = False, engine: Engine | None = None
 ) -> list[JourneyDescription]:
-    """Every journey of ``customer_id``, newest first."""
+    """Every journey of ``customer_id``, newest first; with ``engine``, sends the state cannot give come from
+    the delivery ledger."""
     query = f"{sa.CUSTOMER_ID.name} = '{_quote(customer_id)}'"
     if running_only:
         query += " AND ExecutionStatus = 'Running'"
@@ -81,11 +94,12 @@ async def describe_customer(
             journey=attrs.get(sa.JOURNEY_NAME),
             execution=execution.status.name.title().replace("_", "") if execution.status else "Unknown",
             status=attrs.get(sa.STATUS),
-            step=attrs.get(sa.STEP),
+            step=None if attrs.get(sa.STEP) == "-" else attrs.get(sa.STEP),  # "-": at no step (ended)
             waiting_for=[],
             wait_until=attrs.get(sa.WAIT_UNTIL),
             sends=[],
             started=execution.start_time,
+            closed=execution.close_time,
         )
         if execution.status == WorkflowExecutionStatus.RUNNING:
             handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
@@ -93,6 +107,8 @@ async def describe_customer(
                 snapshot = await handle.query("state", result_type=JourneySnapshot, rpc_timeout=QUERY_TIMEOUT)
             except (RPCError, WorkflowQueryFailedError) as exc:
                 description.note = f"state unavailable ({exc}); is a worker running?"
+            except CodecError as exc:
+                description.note = f"state unreadable: {exc}; give this command the workers' codec keys"
             else:
                 description = description.model_copy(
                     update={
@@ -104,7 +120,55 @@ async def describe_customer(
                     }
                 )
         found.append(description)
+    stateless = [d.note is not None or d.execution != "Running" for d in found]
+    if engine is not None and any(stateless):
+        rows = await asyncio.to_thread(_ledger, engine, customer_id)
+        found = [
+            d.model_copy(update={"sends": ledger_sends(d, rows)}) if no_state else d
+            for d, no_state in zip(found, stateless, strict=True)
+        ]
     return found
+
+
+def _ledger(engine: Engine, customer_id: str) -> list[Delivery]:
+    with Session(engine) as session:
+        query = select(Delivery).where(Delivery.customer_id == customer_id).order_by(col(Delivery.id))
+        return list(session.exec(query).all())
+
+
+def ledger_sends(journey: JourneyDescription, rows: list[Delivery]) -> list[SendRecord]:
+    """The sends of one execution, from the ledger rows keyed under its workflow id made while it ran.
+
+    Keys are ``<workflow id>/<entry>/<step>/<visit>``; an instance journey's id has one more part, so the count
+    of parts tells this journey's rows from those of its instances (``journey/j/c`` vs ``journey/j/c/<key>``).
+    """
+    prefix = journey.workflow_id + "/"
+    by_key: dict[str, list[Delivery]] = {}
+    for row in rows:
+        rest = row.idempotency_key.removeprefix(prefix)
+        at = _utc(row.created_at)
+        ran = journey.started <= at and (journey.closed is None or at <= journey.closed)
+        if row.idempotency_key.startswith(prefix) and rest.count("/") == 2 and ran:
+            by_key.setdefault(row.idempotency_key, []).append(row)
+    sends = []
+    for key, channels in by_key.items():
+        delivered = [r.channel for r in channels if r.status == "sent"]
+        sends.append(
+            SendRecord(
+                step=channels[0].step,
+                visit=int(key.rsplit("/", 1)[1]),
+                idempotency_key=key,
+                delivered=delivered,
+                outcome="sent" if delivered else ",".join(sorted({r.status for r in channels})),
+                at=max(_utc(r.sent_at or r.updated_at) for r in channels),
+            )
+        )
+    return sorted(sends, key=lambda send: send.at)
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def render(d: JourneyDescription) -> str:

@@ -3,6 +3,8 @@
 It runs the Temporal dev server (Web UI, SQLite in the data folder with WAL, the search attributes
 registered) as a child process, and the worker and the event API in this process. On Ctrl-C or SIGTERM it
 stops taking events, lets the worker finish the tasks in hand, then stops the server: nothing is left running.
+With ``--no-worker`` it runs no worker, so workers run as separate ``journeys worker`` processes (to kill one
+mid-journey, or to run several); until one is started, journeys are accepted but do not move.
 
 The data folder keeps everything between runs: Temporal's database, the journeys database, the dev API key
 and the dev codec key (payloads in Temporal are encrypted with it; the UI decrypts them through the API's
@@ -30,7 +32,7 @@ from contracts.search_attributes import cli_flags
 from journeymap import JourneyMap
 from runtime.binaries import find_binary
 from runtime.codec import new_key_line
-from runtime.connection import connect
+from runtime.connection import codec_key_source, connect
 from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
 from starter.api import ApiServices, create_app
@@ -64,6 +66,7 @@ class DevOptions:
     ui_port: int = 8233
     api_port: int = 8000
     codec: bool = True
+    worker: bool = True
 
 
 def register(subparsers: Any) -> None:
@@ -79,6 +82,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-codec", action="store_true", help="keep payloads unencrypted (default: a key in the data folder)"
     )
+    parser.add_argument(
+        "--no-worker", action="store_true", help="run no worker here: start `journeys worker` processes yourself"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         ui_port=args.ui_port,
         api_port=args.api_port,
         codec=not args.no_codec,
+        worker=not args.no_worker,
     )
     asyncio.run(dev(options))
     return 0
@@ -225,7 +232,8 @@ async def _run_dev(
         await register_search_attributes(client)
         engine = make_engine(settings.database)
         stack.callback(engine.dispose)
-        await stack.enter_async_context(journey_worker(client, settings, engine))
+        if options.worker:
+            await stack.enter_async_context(journey_worker(client, settings, engine))
         journeys = JourneyClient.from_settings(client, settings, catalog)
         codec = client.data_converter.payload_codec
         services = ApiServices(journeys, engine, codec)
@@ -248,7 +256,9 @@ def _print_ready(options: DevOptions, settings: Settings, *, encrypted: bool) ->
         f"Temporal:      {settings.temporal_address} (namespace {settings.temporal_namespace})",
         f"Event API:     {api}  (OpenAPI: {api}/docs)",
         f"API key:       {settings.api_keys.split(',')[0]}",
-        f"Payloads:      {'encrypted (key in ' + str(settings.codec_key_file) + ')' if encrypted else 'plain'}",
+        f"Payloads:      {f'encrypted (keys from {codec_key_source(settings)})' if encrypted else 'plain'}",
+        f"Worker:        {'in this process' if options.worker else 'none here: start `journeys worker` beside it'}"
+        f" (task queue {settings.task_queue})",
         f"Data folder:   {options.data_dir}",
         f'Try:           curl -u "<API key>:" {api}/v1/track -H "content-type: application/json" -d '
         '\'{"userId": "c-1", "event": "prescription_filled", "messageId": "m-1", "properties": '

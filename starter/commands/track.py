@@ -11,6 +11,7 @@ from typing import Any
 from analytics.events import record_event
 from contracts.errors import UsageError
 from contracts.events import JourneyEvent
+from journeymap.suggest import did_you_mean
 from runtime.connection import connect
 from runtime.settings import Settings
 from starter.client import JourneyClient
@@ -54,7 +55,8 @@ async def _track(customer_id: str, event: JourneyEvent) -> int:
     await asyncio.to_thread(record_event, engine, customer_id, event)  # for the report, as the event API does
     engine.dispose()
     if not routed:
-        print(f"no journey reacts to {event.type!r}")
+        known = {name for journey in client.catalog.values() for name in journey.event_types()}
+        print(f"no journey reacts to {event.type!r}{did_you_mean(event.type, known)}")
     for r in routed:
         print(f"{r.journey}: {r.action}" + (f" ({r.workflow_id})" if r.workflow_id else ""))
     return 0
