@@ -99,6 +99,6 @@ def test_a_malformed_codec_key_is_one_line(
     nowhere: str, command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("JOURNEYS_CODEC_KEYS", "no-colon")
-    assert main(command) == 1
+    assert main(command) == 2  # a configuration error (starter/exit_codes.py)
     expected = f"journeys {command[0]}: JOURNEYS_CODEC_KEYS: key 1: write keys as KEY_ID:BASE64_KEY\n"
     assert capsys.readouterr().err == expected
