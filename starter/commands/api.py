@@ -19,6 +19,8 @@ from starter.api.server import ApiBindError, bind, serving
 from starter.api.services import open_services
 from starter.catalog import load_catalog
 from starter.commands.stopping import stop_on_signals
+from storage import make_engine
+from storage.schema import SchemaError, check
 
 log = logging.getLogger("journeys.api")
 
@@ -52,13 +54,18 @@ def run(args: argparse.Namespace) -> int:
         if workers == 1:
             event_loop.run(_serve(settings, host, port))
         else:
-            # A broken map or an unreachable Temporal is one clear error here, not a start-up traceback per process.
+            # A broken map, an unreachable Temporal or a database behind is one clear error here, not a start-up
+            # traceback per process.
             load_catalog(settings.journeys_dir)
             asyncio.run(connect(settings))
+            _check_schema(settings)
             _serve_processes(host, port, workers)
     except ApiBindError as exc:
         print(f"journeys api: {exc}", file=sys.stderr)
         return 2
+    except SchemaError as exc:  # the database is behind: `journeys setup` upgrades it
+        print(f"journeys api: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -72,6 +79,14 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             log.info("event API on http://%s:%s (OpenAPI at /docs)", host, port)
             await stop.wait()
     log.info("event API stopped")
+
+
+def _check_schema(settings: Settings) -> None:
+    engine = make_engine(settings.database, create=False)
+    try:
+        check(engine)
+    finally:
+        engine.dispose()
 
 
 def _serve_processes(host: str, port: int, workers: int) -> None:

@@ -39,6 +39,7 @@ from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from starter.commands.stopping import stop_on_signals
 from storage import make_engine
+from storage.schema import SchemaError
 from workers.worker import journey_worker
 
 log = logging.getLogger("journeys.dev")
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(dev(options))
-    except DevError as exc:
+    except (DevError, SchemaError) as exc:
         print(f"journeys dev: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from typing import Any
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -17,6 +18,7 @@ from runtime.connection import connect
 from runtime.settings import Settings
 from starter.commands.stopping import stop_on_signals
 from storage import make_engine
+from storage.schema import SchemaError, check
 from workers.worker import delivery_queues, journey_worker
 
 log = logging.getLogger("journeys.worker")
@@ -29,7 +31,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(Settings()))
+    try:
+        asyncio.run(serve(Settings()))
+    except SchemaError as exc:  # the database is behind: `journeys setup` upgrades it
+        print(f"journeys worker: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -45,8 +51,9 @@ async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; then stop polling and give the activities in hand time to finish."""
     runtime = metrics_runtime(settings)
     client = await connect(settings, runtime=runtime)
-    engine = make_engine(settings.database)
+    engine = make_engine(settings.database, create=False)
     try:
+        check(engine)
         with stop_on_signals() as stop:
             async with journey_worker(client, settings, engine):
                 extra = sorted(delivery_queues(settings))
