@@ -54,6 +54,7 @@ from contracts.ids import journey_workflow_id
 from runtime import event_loop
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
+from storage import make_engine
 from testkit.harness import ROOT
 from testkit.processes import free_port
 from workflows.journey import JourneyWorkflow
@@ -267,6 +268,8 @@ def _start_api(
         import starter.api.app  # noqa: F401
     except ImportError:
         return None
+    # `journeys setup`'s part: the API refuses a database whose schema it has not upgraded.
+    make_engine(f"sqlite:///{data_dir / 'journeys.db'}").dispose()
     port = free_port()
     env = {
         **os.environ,

@@ -26,6 +26,7 @@ async def test_api_process_serves_events_and_stops_on_sigterm(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workers: int, database_url: str
 ) -> None:
     """One process, or several on one port (``--workers``): each answers, and SIGTERM stops them all."""
+    make_engine(database_url).dispose()  # `journeys setup`'s part: the API checks the schema, never creates it
     port = free_port()
     env = journeys_env()
     env |= {

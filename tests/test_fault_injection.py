@@ -215,6 +215,7 @@ async def system(
     try:
         client = await server.client()
         await register_search_attributes(client)
+        make_engine(database_url).dispose()  # with the search attributes, what `journeys setup` does
         pool = Workers(tmp_path, server.address, f"fault-{uuid.uuid4().hex[:8]}", database_url, extra_env or {})
         for _ in range(workers):
             pool.start()

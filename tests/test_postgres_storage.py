@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Table, bindparam, insert, text
 from sqlmodel import Session, SQLModel, col, select
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -44,7 +44,7 @@ def test_profile_traits_round_trip_with_nested_and_non_ascii_values(database_url
 
 
 def test_make_engine_on_an_existing_database_keeps_its_rows(database_url: str) -> None:
-    """A worker restarting against the same database finds what was recorded before (create_all is a no-op)."""
+    """A process restarting against the same database finds what was recorded before (the schema is at head)."""
     first = make_engine(database_url)
     with Session(first) as session:
         session.add(Customer(id="c-2", traits={"locale": "en"}))
@@ -57,12 +57,15 @@ def test_make_engine_on_an_existing_database_keeps_its_rows(database_url: str) -
 
 
 def test_processes_starting_together_on_an_empty_database_all_start(database_url: str) -> None:
-    """Three workers (or a worker and the API) started at once each create the tables: none of them dies of
-    finding a table another one created a moment before. Repeated on an emptied database to meet the race."""
+    """Several processes (``journeys setup`` or ``dev``, tests) started at once each upgrade the schema: none of
+    them dies of finding a table another one created a moment before. Repeated on an emptied database to meet
+    the race."""
     starters = 6
     for _ in range(5):
         cleaner = make_engine(database_url, create=False)
         SQLModel.metadata.drop_all(cleaner)
+        with cleaner.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
         cleaner.dispose()
         barrier = threading.Barrier(starters)
 

@@ -17,6 +17,7 @@ from contracts.journey import JourneySnapshot
 from runtime.settings import Settings
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
+from storage import make_engine
 from testkit.processes import free_port, journeys_env
 from workers.worker import delivery_queues
 
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def test_worker_runs_journeys_exports_metrics_and_stops_on_sigterm(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
+    make_engine(database_url).dispose()  # `journeys setup`'s part: the worker checks the schema, never creates it
     metrics_port = free_port()
     env = journeys_env()
     env |= {

@@ -16,6 +16,7 @@ from runtime.settings import Settings
 from starter.api.bookkeeping import Bookkeeping
 from starter.client import JourneyClient
 from storage import make_engine
+from storage.schema import check
 
 
 @dataclass
@@ -34,10 +35,12 @@ class ApiServices:
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[ApiServices]:
     """The services of a deployed API, from ``JOURNEYS_*``: the catalog (raises ``MapValidationError`` naming
-    every broken map), the Temporal client (raises ``TemporalUnreachable``) and the database engine."""
+    every broken map), the Temporal client (raises ``TemporalUnreachable``) and the database engine (raises
+    ``SchemaBehind`` when the database needs ``journeys setup``)."""
     journeys = JourneyClient.from_settings(await connect(settings), settings)
-    engine = make_engine(settings.database)
+    engine = make_engine(settings.database, create=False)
     try:
+        check(engine)
         yield ApiServices(journeys, engine, journeys.temporal.data_converter.payload_codec)
     finally:
         engine.dispose()

@@ -19,6 +19,8 @@ from starter.api.server import bind, serving
 from starter.api.services import open_services
 from starter.catalog import load_catalog
 from starter.commands.stopping import stop_on_signals
+from storage import make_engine
+from storage.schema import check
 
 log = logging.getLogger("journeys.api")
 
@@ -47,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
     if workers == 1:
         event_loop.run(_serve(settings, host, port))
     else:
-        # A broken map or an unreachable Temporal is one clear error here, not a start-up traceback per process.
+        # A broken map, an unreachable Temporal or a database behind is one clear error here, not a start-up
+        # traceback per process.
         load_catalog(settings.journeys_dir)
         asyncio.run(connect(settings))
+        _check_schema(settings)
         _serve_processes(host, port, workers)
     return 0
 
@@ -64,6 +68,14 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             log.info("event API on http://%s:%s (OpenAPI at /docs)", host, port)
             await stop.wait()
     log.info("event API stopped")
+
+
+def _check_schema(settings: Settings) -> None:
+    engine = make_engine(settings.database, create=False)
+    try:
+        check(engine)
+    finally:
+        engine.dispose()
 
 
 def _serve_processes(host: str, port: int, workers: int) -> None:

@@ -1,4 +1,8 @@
-"""``journeys setup``: register the search attributes on an existing cluster or Cloud namespace."""
+"""``journeys setup``: upgrade the database schema, and register the search attributes on the namespace.
+
+Run it before starting workers and API processes of a new version: they refuse a database at an older schema
+revision (:func:`storage.schema.check`). docker-compose runs it as a one-shot job they wait for.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,28 @@ from typing import Any
 from runtime.connection import connect
 from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
+from storage import make_engine
+from storage.schema import upgrade
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("setup", help="register the journeys' search attributes on the namespace")
+    parser = subparsers.add_parser(
+        "setup", help="upgrade the database schema and register the journeys' search attributes on the namespace"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    added = asyncio.run(_setup())
+    settings = Settings()
+    engine = make_engine(settings.database, create=False)
+    try:
+        print(upgrade(engine), flush=True)
+    finally:
+        engine.dispose()
+    added = asyncio.run(_setup(settings))
     print("added: " + ", ".join(added) if added else "search attributes already registered")
     return 0
 
 
-async def _setup() -> list[str]:
-    return await register_search_attributes(await connect(Settings()))
+async def _setup(settings: Settings) -> list[str]:
+    return await register_search_attributes(await connect(settings))
