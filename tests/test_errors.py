@@ -56,6 +56,9 @@ PACKAGES = (
     "workflows",
 )
 
+ALEMBIC_SCRIPTS = ("storage.migrations.env", "storage.migrations.versions")
+"""Run by Alembic inside its migration context, never imported: they define no error classes."""
+
 
 def _our_exception_classes() -> list[type[BaseException]]:
     found: list[type[BaseException]] = []
@@ -63,6 +66,8 @@ def _our_exception_classes() -> list[type[BaseException]]:
         root = importlib.import_module(package)
         modules = [root.__name__] + [m.name for m in pkgutil.walk_packages(root.__path__, prefix=f"{package}.")]
         for name in modules:
+            if name.startswith(ALEMBIC_SCRIPTS):
+                continue
             module = importlib.import_module(name)
             found += [
                 cls
