@@ -32,7 +32,8 @@ from sqlmodel import Session, select
 
 from analytics.stats import newcombe_interval, wilson_interval
 from journeymap import JourneyMap
-from journeymap.models import SendStep, SplitStep
+from journeymap.steps.send import SendStep
+from journeymap.steps.split import SplitStep
 from storage.tables import Customer, Delivery, Event, JourneyRun
 
 PURCHASE_EVENT = "order_placed"

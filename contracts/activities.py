@@ -8,11 +8,12 @@ together). Fields are only ever added with defaults, so histories recorded befor
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio import activity
+from temporalio.common import RetryPolicy
 
 ChannelStatus = Literal["sent", "suppressed", "failed", "deferred"]
 
@@ -115,3 +116,12 @@ async def call_webhook(input: CallWebhookInput) -> CallWebhookResult:
 
 STUBS = (send_message, load_profile, update_profile, call_webhook)
 """Every activity a journey calls: a worker that serves journeys registers an implementation of each."""
+
+SEND_GIVE_UP = timedelta(hours=24)
+"""A send (or webhook call) still failing after a day of retries is recorded as failed and the journey goes on."""
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["PermanentDeliveryError", "TemplateError"],
+)
+"""How a send or webhook call is retried: the activities raise these types when retrying cannot help."""

@@ -1,7 +1,8 @@
 """The journey-map language: what a marketer writes, validated before anything runs.
 
 A map is YAML in, a :class:`JourneyMap` out, or a list of :class:`MapError` naming the file and the path inside
-it. Everything here is pure and deterministic, so the workflow interpreter can import it too.
+it. Everything here is deterministic, so the workflow interpreter can import it too; each step kind's handler
+(:mod:`journeymap.steps`) is workflow code, run by the interpreter.
 """
 
 from journeymap.errors import MapError, MapValidationError

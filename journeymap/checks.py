@@ -11,23 +11,9 @@ from pathlib import Path
 
 from journeymap.errors import MapError
 from journeymap.expressions import check_expression, referenced_names
-from journeymap.models import (
-    END,
-    BranchCase,
-    BranchStep,
-    GotoStep,
-    JourneyMap,
-    SendStep,
-    SetStep,
-    SplitStep,
-    Step,
-    UpdateProfileStep,
-    WaitForStep,
-    WaitStep,
-    WebhookStep,
-)
+from journeymap.models import END, JourneyMap
+from journeymap.steps import kind_of
 from journeymap.suggest import did_you_mean
-from journeymap.templates import check_template
 
 
 def check_map(journey: JourneyMap, *, source: str, templates_dir: Path | None = None) -> list[MapError]:
@@ -37,18 +23,11 @@ def check_map(journey: JourneyMap, *, source: str, templates_dir: Path | None = 
     errors += _check_targets(journey, source)
     errors += _check_expressions(journey, source)
     errors += _check_loops(journey, source)
-    if templates_dir is not None:
-        declared = set(journey.variables)
-        for index, step in enumerate(journey.steps):
-            if isinstance(step, SendStep):
-                errors += check_template(
-                    templates_dir,
-                    step.send.template,
-                    list(step.send.channels),
-                    declared,
-                    source=source,
-                    path=f"steps[{index}].send.template",
-                )
+    for index, step in enumerate(journey.steps):
+        # What only a kind knows: a send's template (when ``templates_dir`` is given), a set's variables.
+        errors += kind_of(step).check(
+            step, journey=journey, source=source, path=f"steps[{index}]", templates_dir=templates_dir
+        )
     return errors
 
 
@@ -69,25 +48,7 @@ def targets(journey: JourneyMap, index: int) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if step.next is not None:
         found.append(("next", step.next))
-    if isinstance(step, SendStep) and step.send.on_failure:
-        found.append(("send.on_failure", step.send.on_failure))
-    if isinstance(step, WaitForStep):
-        for field in ("on_event", "on_timeout"):
-            value = getattr(step.wait_for, field)
-            if value is not None:
-                found.append((f"wait_for.{field}", value))
-    if isinstance(step, BranchStep):
-        for case_index, case in enumerate(step.branch):
-            target = case.goto if isinstance(case, BranchCase) else case.otherwise
-            field = "goto" if isinstance(case, BranchCase) else "otherwise"
-            found.append((f"branch[{case_index}].{field}", target))
-    if isinstance(step, SplitStep):
-        for variant_index, variant in enumerate(step.split.variants):
-            found.append((f"split.variants[{variant_index}].goto", variant.goto))
-        if step.split.holdout is not None:
-            found.append(("split.holdout.goto", step.split.holdout.goto))
-    if isinstance(step, GotoStep):
-        found.append(("goto", step.goto))
+    found += kind_of(step).targets(step)
     return found
 
 
@@ -114,28 +75,8 @@ def _expressions(journey: JourneyMap) -> Iterator[tuple[str, str, set[str]]]:
     if journey.goal and journey.goal.when:
         yield "goal.when", journey.goal.when, declared
     for index, step in enumerate(journey.steps):
-        for path, expression in step_expressions(step):
+        for path, expression in kind_of(step).expressions(step):
             yield f"steps[{index}].{path}", expression, declared
-
-
-def step_expressions(step: Step) -> list[tuple[str, str]]:
-    """(path inside the step, expression) for every expression a step evaluates."""
-    found: list[tuple[str, str]] = []
-    if isinstance(step, WaitStep) and step.wait.until:
-        found.append(("wait.until", step.wait.until))
-    if isinstance(step, WaitForStep) and step.wait_for.match:
-        found.append(("wait_for.match", step.wait_for.match))
-    if isinstance(step, BranchStep):
-        for case_index, case in enumerate(step.branch):
-            if isinstance(case, BranchCase):
-                found.append((f"branch[{case_index}].when", case.when))
-    if isinstance(step, SetStep):
-        found += [(f"set.{name}", expression) for name, expression in step.set.items()]
-    if isinstance(step, UpdateProfileStep):
-        found += [(f"update_profile.set.{name}", expression) for name, expression in step.update_profile.set.items()]
-    if isinstance(step, WebhookStep):
-        found += [(f"webhook.body.{name}", expression) for name, expression in step.webhook.body.items()]
-    return found
 
 
 def _check_expressions(journey: JourneyMap, source: str) -> Iterator[MapError]:
@@ -151,27 +92,17 @@ def _check_expressions(journey: JourneyMap, source: str) -> Iterator[MapError]:
             )
         if problem:
             yield MapError(source, path, problem)
-    for index, step in enumerate(journey.steps):
-        if isinstance(step, SetStep):
-            for name in step.set:
-                if name not in journey.variables:
-                    yield MapError(
-                        source,
-                        f"steps[{index}].set.{name}",
-                        f"unknown variable {name!r}{did_you_mean(name, journey.variables)}; "
-                        "declare it under `variables:`",
-                    )
 
 
 def _check_loops(journey: JourneyMap, source: str) -> Iterator[MapError]:
     """A cycle of steps none of which waits would spin (or send) forever: reject it."""
     index_of = {step.id: i for i, step in enumerate(journey.steps)}
-    waits = {i for i, step in enumerate(journey.steps) if isinstance(step, WaitStep | WaitForStep)}
+    waits = {i for i, step in enumerate(journey.steps) if kind_of(step).waits}
 
     def successors(index: int) -> list[int]:
         outs = [t for _, t in targets(journey, index)]
         step = journey.steps[index]
-        falls_through = not isinstance(step, GotoStep) and step.next is None and not _always_jumps(step)
+        falls_through = step.next is None and not kind_of(step).always_jumps(step)
         if falls_through and index + 1 < len(journey.steps):
             outs.append(journey.steps[index + 1].id)
         return [index_of[t] for t in outs if t in index_of]
@@ -200,10 +131,3 @@ def _check_loops(journey: JourneyMap, source: str) -> Iterator[MapError]:
     for start in range(len(journey.steps)):
         if start not in waits and state.get(start) is None:
             yield from visit(start, [])
-
-
-def _always_jumps(step: object) -> bool:
-    """Whether a step always names where it goes, so it never falls through to the following step."""
-    if isinstance(step, BranchStep):
-        return not isinstance(step.branch[-1], BranchCase)
-    return isinstance(step, SplitStep)

@@ -25,7 +25,7 @@ from activities.receipts import (
 )
 from activities.rendering import TemplateRenderer
 from contracts.activities import SendMessageInput, SendMessageResult
-from journeymap.models import Category
+from journeymap.fields import Category
 from runtime.settings import DeliverySettings
 from storage import Customer, Delivery, make_engine
 from storage.tables import CustomerIdentity

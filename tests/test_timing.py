@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from journeymap.models import WaitSpec
-from workflows.timing import customer_zone, resolve_moment, wait_deadline
+from journeymap.steps.wait import WaitSpec
+from journeymap.timing import customer_zone, resolve_moment, wait_deadline
 
 NEW_YORK = ZoneInfo("America/New_York")
 PARIS = ZoneInfo("Europe/Paris")

@@ -1,8 +1,10 @@
 """The journey interpreter: runs one customer's journey map as a long-lived, deterministic workflow.
 
-The run is a loop over steps. Steps that act call activities; steps that wait record their deadline in the
-state and block on a durable timer or an event. Events arrive as signals, are deduplicated by their own id,
-and queue in the state's inbox; they are handled in order at the next wait. Because the state is plain data
+The run is a loop over steps; what a step does is its kind's handler (:mod:`journeymap.steps`), found with one
+registry look-up, and this class is the :class:`~journeymap.steps.StepContext` it runs in. Steps that act call
+activities; steps that wait record their deadline in the state and block on a durable timer or an event.
+Events arrive as signals, are deduplicated by their own id, and queue in the state's inbox; they are handled
+in order at the next wait. Because the state is plain data
 and every deadline is absolute, the run can continue-as-new at any wait without losing a step, an event or a
 timer, so history stays bounded for journeys that run for years.
 
@@ -14,65 +16,39 @@ journey comes to rest at a wait (not at every passing step), pure steps (``set``
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import activities as activity_contracts
     from contracts import search_attributes as sa
     from contracts.activities import (
-        CallWebhookInput,
+        SEND_GIVE_UP,
+        SEND_RETRY,
         ChannelOutcome,
         LoadProfileInput,
         SendMessageInput,
         SendMessageResult,
-        UpdateProfileInput,
     )
     from contracts.errors import JourneysError
     from contracts.events import JourneyEvent
-    from contracts.ids import idempotency_key, split_bucket
+    from contracts.ids import idempotency_key
     from contracts.journey import ENDED, JourneyResult, JourneySnapshot, SendRecord, Status
-    from journeymap.checks import step_expressions
-    from journeymap.expressions import ExpressionError, evaluate, plain_value, referenced_names
-    from journeymap.models import (
-        END,
-        BranchCase,
-        BranchStep,
-        Cooldown,
-        EndStep,
-        GotoStep,
-        JourneyMap,
-        SendStep,
-        SetStep,
-        SplitStep,
-        Step,
-        UpdateProfileStep,
-        WaitForStep,
-        WaitStep,
-        WebhookStep,
-        step_kind,
-    )
+    from journeymap.expressions import ExpressionError, evaluate, plain_value
+    from journeymap.models import END, Cooldown, JourneyMap, Step
+    from journeymap.steps import kind_of
+    from journeymap.timing import customer_zone
     from workflows.models import SEEN_EVENT_IDS, JourneyInput, JourneyState
-    from workflows.timing import customer_zone, wait_deadline
 
 SEND_TIMEOUT = timedelta(seconds=60)
 SEND_HEARTBEAT = timedelta(seconds=15)
-SEND_GIVE_UP = timedelta(hours=24)
-"""A send still failing after a day of retries is recorded as failed and the journey goes on."""
 STEP_LIMIT = 1000
 """Steps one pass may take without waiting; maps with such loops are rejected at validation already."""
 KEEP_SENDS = 200
 """Send records kept in the state (for the query and ``journeys describe``)."""
-
-_SEND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["PermanentDeliveryError", "TemplateError"],
-)
 
 
 LONG_WAITS_CONTINUE_AS_NEW = "long-waits-continue-as-new"
@@ -94,12 +70,7 @@ class JourneyWorkflow:
         self._index_of = {step.id: index for index, step in enumerate(self._map.steps)}
         # Steps whose expressions read the profile, or whose local time of day depends on its time zone: after
         # time has passed they reload it, so a journey years long branches on today's profile, not its entry's.
-        self._reads_profile = {
-            step.id
-            for step in self._map.steps
-            if any("profile" in referenced_names(e)[0] for _, e in step_expressions(step))
-            or (isinstance(step, WaitStep) and step.wait.at is not None)
-        }
+        self._reads_profile = {step.id for step in self._map.steps if kind_of(step).reads_profile(step)}
 
     # ------------------------------------------------------------------------------------ run
 
@@ -123,7 +94,7 @@ class JourneyWorkflow:
         await workflow.wait_condition(lambda: bool(state.inbox))
         trigger = next((e for e in state.inbox if e.type in self._map.entry.events), None)
         if trigger is None:
-            self._end("not_entered", "started without a trigger event")
+            self.end("not_entered", "started without a trigger event")
             return False
         state.inbox = state.inbox[state.inbox.index(trigger) + 1 :]
         state.entry_id = trigger.id
@@ -132,11 +103,11 @@ class JourneyWorkflow:
         state.event = dict(trigger.properties)
         state.last_event_type = trigger.type
         await self._load_profile()
-        if self._map.entry.when and not self._condition(self._map.entry.when, "entry.when"):
-            self._end("not_entered", "entry condition not met")
+        if self._map.entry.when and not self.condition(self._map.entry.when, "entry.when"):
+            self.end("not_entered", "entry condition not met")
             return False
         for name, expression in self._map.variables.items():
-            state.vars[name] = self._value(expression, f"variables.{name}")
+            state.vars[name] = self.value(expression, f"variables.{name}")
         state.status = "active"
         state.step = self._map.steps[0].id
         # Events that came in while entering (an exit right behind the trigger) are judged now.
@@ -158,14 +129,14 @@ class JourneyWorkflow:
         taken = 0
         while state.status not in ENDED:
             if state.exit_event is not None:
-                self._end("exited", f"exit event {state.exit_event}")
+                self.end("exited", f"exit event {state.exit_event}")
                 break
             if state.step == END or state.step is None:
-                self._end("completed", "reached the end")
+                self.end("completed", "reached the end")
                 break
             taken += 1
             if taken > STEP_LIMIT:
-                self._end("failed", f"took {STEP_LIMIT} steps without waiting")
+                self.end("failed", f"took {STEP_LIMIT} steps without waiting")
                 break
             step = self._map.steps[self._index_of[state.step]]
             if state.status != "waiting":  # a fresh visit, not a wait resumed after continue-as-new
@@ -173,7 +144,7 @@ class JourneyWorkflow:
             if state.profile_stale and step.id in self._reads_profile:
                 await self._load_profile()
             started = workflow.now()
-            following = await self._execute(step)
+            following = await kind_of(step).run(step, self)
             if workflow.now() > started:
                 taken = 0  # time passed (a real wait): the guard counts only steps taken without waiting
                 state.profile_stale = True
@@ -197,8 +168,8 @@ class JourneyWorkflow:
             assert state.ended_at is not None
             if state.status != "cooldown":  # not when a run continued-as-new inside the cooldown resumes it
                 state.ended_status, state.status = state.status, "cooldown"
-                self._upsert(wait_until=state.ended_at + reentry.cooldown)
-            await self._sleep_until(state.ended_at + reentry.cooldown, "cooldown before re-entry", absorb=True)
+                self.upsert(wait_until=state.ended_at + reentry.cooldown)
+            await self.sleep_until(state.ended_at + reentry.cooldown, "cooldown before re-entry", absorb=True)
             assert state.ended_status is not None
             state.status = state.ended_status
             # A trigger that came in with the cooldown's end (same workflow task) is after it: it re-enters below.
@@ -208,144 +179,29 @@ class JourneyWorkflow:
             fresh = JourneyState(seen_event_ids=state.seen_event_ids, inbox=state.inbox[pending:])
             workflow.continue_as_new(self._input.model_copy(update={"state": fresh}))
 
-    # ------------------------------------------------------------------------------------ steps
+    # ------------------------------------------------------------------------------------ for the steps
+    # Step handlers (journeymap.steps) do their work through these: the workflow is their StepContext.
 
-    async def _execute(self, step: Step) -> str:
-        """Run one step; return the id of the step to go to next."""
-        state = self._state
-        following = self._map.next_of(self._index_of[step.id])
-        if isinstance(step, SendStep):
-            return await self._send(step, following)
-        if isinstance(step, WaitStep):
-            if state.status != "waiting":
-                until_value = self._value(step.wait.until, f"{step.id}.wait.until") if step.wait.until else None
-                try:
-                    deadline = wait_deadline(step.wait, now=workflow.now(), zone=self._zone(), until_value=until_value)
-                except (ValueError, TypeError):
-                    workflow.logger.warning("step %s: wait.until is not a date; not waiting", step.id)
-                    deadline = workflow.now()
-                self._begin_wait(deadline, [])
-            assert state.wait_until is not None
-            await self._wait(state.wait_until, match=None, summary=f"{step.id}: wait")
-            self._end_wait()
-            return following
-        if isinstance(step, WaitForStep):
-            spec = step.wait_for
-            if state.status != "waiting":
-                self._begin_wait(workflow.now() + spec.timeout if spec.timeout else None, list(spec.events))
+    @property
+    def journey(self) -> JourneyMap:
+        return self._map
 
-            def matches(event: JourneyEvent) -> bool:
-                if event.type not in spec.events:
-                    return False
-                return spec.match is None or self._condition(spec.match, f"{step.id}.wait_for.match", event)
+    @property
+    def customer_id(self) -> str:
+        return self._input.customer_id
 
-            event = await self._wait(state.wait_until, match=matches, summary=f"{step.id}: timeout")
-            self._end_wait()
-            if event is None:
-                return spec.on_timeout or following
-            state.event = dict(event.properties)
-            state.last_event_type = event.type
-            return spec.on_event or following
-        if isinstance(step, BranchStep):
-            for case in step.branch:
-                if not isinstance(case, BranchCase):
-                    return case.otherwise
-                if self._condition(case.when, f"{step.id}.branch"):
-                    return case.goto
-            return following
-        if isinstance(step, SplitStep):
-            return self._split(step)
-        if isinstance(step, SetStep):
-            for name, expression in step.set.items():
-                state.vars[name] = self._value(expression, f"{step.id}.set.{name}")
-            return following
-        if isinstance(step, UpdateProfileStep):
-            values = {k: self._value(v, f"{step.id}.update_profile") for k, v in step.update_profile.set.items()}
-            result = await workflow.execute_activity(
-                activity_contracts.update_profile,
-                UpdateProfileInput(customer_id=self._input.customer_id, idempotency_key=self._key(step), set=values),
-                start_to_close_timeout=timedelta(seconds=30),
-                summary=f"{step.id}: update profile",
-            )
-            state.profile = result.profile
-            return following
-        if isinstance(step, WebhookStep):
-            body = {k: self._value(v, f"{step.id}.webhook.body") for k, v in step.webhook.body.items()}
-            try:
-                await workflow.execute_activity(
-                    activity_contracts.call_webhook,
-                    CallWebhookInput(
-                        idempotency_key=self._key(step),
-                        url=step.webhook.url,
-                        method=step.webhook.method,
-                        body=body,
-                    ),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=SEND_GIVE_UP,
-                    retry_policy=_SEND_RETRY,
-                    summary=f"{step.id}: webhook",
-                )
-            except ActivityError:
-                workflow.logger.warning("step %s: webhook failed; going on", step.id)
-            return following
-        if isinstance(step, GotoStep):
-            return step.goto
-        if isinstance(step, EndStep):
-            self._end("completed", step.end.reason)
-            return END
-        raise AssertionError(f"unknown step kind {step_kind(step)}")
+    @property
+    def instance_key(self) -> str | None:
+        return self._input.instance_key
 
-    async def _send(self, step: SendStep, following: str) -> str:
-        state = self._state
-        key = self._key(step)
-        spec = step.send
-        request = SendMessageInput(
-            idempotency_key=key,
-            journey=self._map.name,
-            step=step.id,
-            customer_id=self._input.customer_id,
-            channels=list(spec.channels),
-            mode=spec.mode,
-            template=spec.template,
-            category=spec.category,
-            variables={
-                "trigger": state.trigger,
-                "event": state.event,
-                "vars": state.vars,
-                "journey": self._journey_facts(),
-            },
-        )
-        while True:
-            if state.status == "waiting" and state.wait_until is not None:
-                # A run continued-as-new inside the quiet-hours wait: wait out the rest, then ask again (same key).
-                await self._sleep_until(state.wait_until, f"{step.id}: quiet hours", absorb=False)
-                state.status, state.wait_until = "active", None
-                if state.exit_event is not None:
-                    return END
-            try:
-                result = await self._deliver(request, f"{step.id}: {spec.template}")
-            except ActivityError:
-                workflow.logger.warning("step %s: send failed after retries", step.id)
-                self._record_send(step, key, [], "failed")
-                return spec.on_failure or following
-            retry_at = result.retry_at
-            if retry_at is None:
-                break
-            # Quiet hours: the delivery layer defers; wait durably, then ask again with the same key.
-            state.status, state.wait_until = "waiting", retry_at
-            self._upsert(wait_until=retry_at, why="quiet hours")
-            await self._sleep_until(retry_at, f"{step.id}: quiet hours", absorb=False)
-            state.status, state.wait_until = "active", None
-            if state.exit_event is not None:
-                return END
-        delivered = result.delivered
-        outcome = "sent" if delivered else ",".join(sorted({o.status for o in result.outcomes})) or "none"
-        self._record_send(step, key, delivered, outcome)
-        if not delivered and spec.on_failure:
-            return spec.on_failure
-        return following
+    @property
+    def state(self) -> JourneyState:
+        return self._state
 
-    async def _deliver(self, request: SendMessageInput, summary: str) -> SendMessageResult:
+    def following(self, step: Step) -> str:
+        return self._map.next_of(self._index_of[step.id])
+
+    async def deliver(self, request: SendMessageInput, summary: str) -> SendMessageResult:
         """One activity for the whole step, unless a channel has a rate-limited queue of its own.
 
         A provider's rate limit is enforced by Temporal per task queue, across all workers; a step that uses such
@@ -380,46 +236,27 @@ class JourneyWorkflow:
             schedule_to_close_timeout=SEND_GIVE_UP,
             # The activity heartbeats while a provider answers: a killed worker's send is retried in seconds.
             heartbeat_timeout=SEND_HEARTBEAT,
-            retry_policy=_SEND_RETRY,
+            retry_policy=SEND_RETRY,
             summary=summary,
         )
 
-    def _split(self, step: SplitStep) -> str:
-        spec = step.split
-        groups: list[tuple[str, int, str]] = [(v.name, v.weight, v.goto) for v in spec.variants]
-        if spec.holdout is not None:
-            groups.append(("holdout", spec.holdout.weight, spec.holdout.goto))
-        bucket = split_bucket(
-            self._map.name,
-            step.id,
-            self._input.customer_id,
-            self._input.instance_key,
-            sum(g[1] for g in groups),
-        )
-        for name, weight, goto in groups:
-            if bucket < weight:
-                self._state.split_variants[step.id] = name
-                return goto
-            bucket -= weight
-        raise AssertionError("bucket beyond the total weight")
-
     # ------------------------------------------------------------------------------------ waiting
 
-    def _begin_wait(self, deadline: datetime | None, events: list[str]) -> None:
+    def begin_wait(self, deadline: datetime | None, events: list[str]) -> None:
         state = self._state
         state.wait_until = deadline
         state.waiting_for = events
         state.status = "waiting"
-        self._upsert(wait_until=deadline)
+        self.upsert(wait_until=deadline)
 
-    def _end_wait(self) -> None:
+    def end_wait(self) -> None:
         state = self._state
         state.wait_until = None
         state.waiting_for = []
         if state.status == "waiting":
             state.status = "active"
 
-    async def _wait(
+    async def wait(
         self, deadline: datetime | None, *, match: Callable[[JourneyEvent], bool] | None, summary: str
     ) -> JourneyEvent | None:
         """Until ``deadline`` (None: none) or a matching event; None on timeout or exit.
@@ -452,7 +289,7 @@ class JourneyWorkflow:
             except TimeoutError:
                 return None
 
-    async def _sleep_until(self, moment: datetime, summary: str, *, absorb: bool) -> None:
+    async def sleep_until(self, moment: datetime, summary: str, *, absorb: bool) -> None:
         """A durable sleep that still ends at once on an exit event; ``absorb`` drops events meanwhile.
 
         Like every wait it may continue-as-new (the state keeps the deadline, so the next run sleeps the rest):
@@ -510,7 +347,7 @@ class JourneyWorkflow:
         """Apply the journey-level rules to an event: True when it is an exit (the journey ends)."""
         state = self._state
         for rule in self._map.exit_on:
-            if rule.event == event.type and (rule.when is None or self._condition(rule.when, "exit_on.when", event)):
+            if rule.event == event.type and (rule.when is None or self.condition(rule.when, "exit_on.when", event)):
                 state.exit_event = event.type
                 return True
         goal = self._map.goal
@@ -520,7 +357,7 @@ class JourneyWorkflow:
             and event.type in goal.events
             and state.entered_at is not None
             and workflow.now() - state.entered_at <= goal.within
-            and (goal.when is None or self._condition(goal.when, "goal.when", event))
+            and (goal.when is None or self.condition(goal.when, "goal.when", event))
         ):
             state.goal_reached_at = workflow.now()
         return False
@@ -553,11 +390,11 @@ class JourneyWorkflow:
             "trigger": state.trigger,
             "profile": state.profile,
             "vars": state.vars,
-            "journey": self._journey_facts(),
+            "journey": self.journey_facts(),
             "now": workflow.now(),
         }
 
-    def _journey_facts(self) -> dict[str, Any]:
+    def journey_facts(self) -> dict[str, Any]:
         state = self._state
         return {
             "name": self._map.name,
@@ -567,7 +404,7 @@ class JourneyWorkflow:
             "last_event_type": state.last_event_type,
         }
 
-    def _condition(self, expression: str, where: str, event: JourneyEvent | None = None) -> bool:
+    def condition(self, expression: str, where: str, event: JourneyEvent | None = None) -> bool:
         """A condition's truth; one that cannot be evaluated (missing data) counts as false, and is logged."""
         try:
             return bool(evaluate(expression, self._context(event)))
@@ -577,7 +414,7 @@ class JourneyWorkflow:
             )
             return False
 
-    def _value(self, expression: str, where: str) -> Any:
+    def value(self, expression: str, where: str) -> Any:
         """An expression's value, made plain JSON data so it is the same before and after continue-as-new."""
         try:
             value = evaluate(expression, self._context())
@@ -586,13 +423,13 @@ class JourneyWorkflow:
             return None
         return plain_value(value)
 
-    def _zone(self) -> Any:
+    def zone(self) -> tzinfo:
         return customer_zone(self._state.profile.get("timezone"), self._map.timezone)
 
-    def _key(self, step: Step) -> str:
+    def idempotency_key(self, step: Step) -> str:
         return idempotency_key(workflow.info().workflow_id, self._state.entry_id, step.id, self._state.visits[step.id])
 
-    def _record_send(self, step: Step, key: str, delivered: list[str], outcome: str) -> None:
+    def record_send(self, step: Step, key: str, delivered: list[str], outcome: str) -> None:
         state = self._state
         state.sends.append(
             SendRecord(
@@ -606,17 +443,17 @@ class JourneyWorkflow:
         )
         del state.sends[:-KEEP_SENDS]
 
-    def _end(self, status: Status, reason: str) -> None:
+    def end(self, status: Status, reason: str) -> None:
         state = self._state
         state.status = status
         state.end_reason = reason
         state.ended_at = workflow.now()
         state.wait_until = None
         state.waiting_for = []
-        self._upsert()
+        self.upsert()
         workflow.logger.info("journey %s ended: %s (%s)", self._map.name, status, reason)
 
-    def _upsert(self, *, wait_until: datetime | None = None, why: str | None = None) -> None:
+    def upsert(self, *, wait_until: datetime | None = None, why: str | None = None) -> None:
         """Tell ops where the journey rests: search attributes and the UI's current details."""
         state = self._state
         step = state.step if state.step not in (None, END) else "-"

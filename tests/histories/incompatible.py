@@ -29,6 +29,6 @@ class JourneyWithoutProfileLoad(JourneyWorkflow):
         state.entry_id, state.entered_at = trigger.id, workflow.now()
         state.trigger = state.event = dict(trigger.properties)
         for name, expression in self._map.variables.items():
-            state.vars[name] = self._value(expression, name)
+            state.vars[name] = self.value(expression, name)
         state.status, state.step = "active", self._map.steps[0].id
         return True

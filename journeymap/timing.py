@@ -7,10 +7,11 @@ without a server. Local times use the customer's IANA zone, across DST changes.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from journeymap.models import WaitSpec
+if TYPE_CHECKING:  # the wait step's module imports this one
+    from journeymap.steps.wait import WaitSpec
 
 
 def customer_zone(name: Any, fallback: str) -> tzinfo:

@@ -1,0 +1,27 @@
+"""Step kinds: one module each, holding the kind's models, checks, picture and handler (see :mod:`.base`).
+
+Importing the package registers every kind: the documented ones first, in the order the language lists them
+(error messages name the kinds in this order), then any other module found here, by name. So a new kind is a
+new module in this folder and nothing else.
+"""
+
+import importlib
+import pkgutil
+
+from journeymap.steps.base import (
+    StepContext,
+    StepKind,
+    StepModel,
+    StepState,
+    kind_of,
+    kinds,
+    register,
+    unregister,
+)
+
+_DOCUMENTED = ("send", "wait", "wait_for", "branch", "split", "set", "update_profile", "webhook", "goto", "end")
+_FOUND = sorted(module.name for module in pkgutil.iter_modules(__path__) if module.name not in {"base", *_DOCUMENTED})
+for _module in (*_DOCUMENTED, *_FOUND):
+    importlib.import_module(f"{__name__}.{_module}")
+
+__all__ = ["StepContext", "StepKind", "StepModel", "StepState", "kind_of", "kinds", "register", "unregister"]
