@@ -115,12 +115,13 @@ def test_a_misspelt_name_gets_the_nearest_known_one(folder: Path, capsys: pytest
         "refill.yaml: steps[1].wait_for.match: unknown name 'evnt' (did you mean 'event'?) in "
         "'evnt.n == vars.cout'; expressions may use event, journey, now, profile, trigger, vars and "
         "date, days, days_between, hours()",
-        "refill.yaml: steps[2].set.cont: unknown variable 'cont' (did you mean 'count'?); "
-        "declare it under `variables:`",
+        # Each step kind's own checks come last, step by step in the map's order.
         "refill.yaml: steps[0].send.template: template 'typos' push.title: unknown variable 'profle' "
         "(did you mean 'profile'?)",
         "refill.yaml: steps[0].send.template: template 'typos' push.body: unknown variable vars.cont "
         "(did you mean 'vars.count'?); declare it",
+        "refill.yaml: steps[2].set.cont: unknown variable 'cont' (did you mean 'count'?); "
+        "declare it under `variables:`",
     ]
     file = folder / "refill.yaml"
     file.write_text(steps("{id: a, wait_for: {events: [x], timeout: 3d, match: 'vars.cout > 1'}}"))
