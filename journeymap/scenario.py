@@ -11,7 +11,6 @@ scenario is :mod:`starter.scenarios`.
 
 from __future__ import annotations
 
-import difflib
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from journeymap.durations import parse_duration
 from journeymap.errors import MapError, MapValidationError
 from journeymap.loader import format_location, parse_yaml, read_text
 from journeymap.models import Channel, JourneyMap, SendStep
+from journeymap.suggest import did_you_mean
 
 
 def _moment(value: Any) -> Any:
@@ -148,8 +148,7 @@ class Scenario(_Model):
 
 
 def _suggest(name: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known)) or 'none'}"
+    return did_you_mean(name, known) or f"; known: {', '.join(sorted(known)) or 'none'}"
 
 
 def check_scenario(scenario: Scenario, journey: JourneyMap, *, source: str) -> list[MapError]:
