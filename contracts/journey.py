@@ -48,3 +48,5 @@ class JourneySnapshot(BaseModel):
     sends: list[SendRecord]
     vars: dict[str, Any]
     end_reason: str | None
+    visits: dict[str, int] = Field(default_factory=dict)
+    """How often each step was entered in this entry (steps never entered are absent)."""

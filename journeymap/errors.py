@@ -1,6 +1,6 @@
 """Errors of the journey-map language.
 
-    MapValidationError          a map (or a set of them) is not valid
+    MapValidationError          a map (or a set of them, or a scenario told to one) is not valid
       .errors: list[MapError]   one per problem: file, path inside it, message
 
 Every problem is reported, not only the first, so a marketer fixes a map in one pass.

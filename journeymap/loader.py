@@ -51,22 +51,31 @@ def parse_map(data: Any, *, source: str, templates_dir: Path | None = None) -> J
     return journey
 
 
-def load_map_text(text: str, *, source: str, templates_dir: Path | None = None) -> JourneyMap:
+def parse_yaml(text: str, *, source: str) -> Any:
+    """YAML text parsed, or a :class:`MapValidationError` naming the line it breaks on."""
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise MapValidationError([MapError(source, where, f"not valid YAML: {problem}")]) from None
-    return parse_map(data, source=source, templates_dir=templates_dir)
+
+
+def read_text(path: Path) -> str:
+    """A file's text, or a :class:`MapValidationError` saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MapValidationError([MapError(path.name, "", f"cannot read: {exc.strerror}")]) from None
+
+
+def load_map_text(text: str, *, source: str, templates_dir: Path | None = None) -> JourneyMap:
+    return parse_map(parse_yaml(text, source=source), source=source, templates_dir=templates_dir)
 
 
 def load_map(path: Path | str, *, templates_dir: Path | None = None) -> JourneyMap:
     """Load a map file; its templates are looked for in ``templates/`` beside it unless told otherwise."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MapValidationError([MapError(path.name, "", f"cannot read: {exc.strerror}")]) from None
+    text = read_text(path)
     return load_map_text(text, source=path.name, templates_dir=templates_dir or path.parent / "templates")

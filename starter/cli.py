@@ -30,6 +30,7 @@ COMMANDS = (
     "preview",
     "report",
     "simulate",
+    "test",
 )
 
 

@@ -86,10 +86,11 @@ class JourneyClient:
         """Deliver ``event`` of ``customer_id`` to every journey that names its type."""
         routed: list[Routed] = []
         for journey in self.journeys_for(event.type):
-            routed += await self._route(journey, customer_id, event)
+            routed += await self.route(journey, customer_id, event)
         return routed
 
-    async def _route(self, journey: JourneyMap, customer_id: str, event: JourneyEvent) -> list[Routed]:
+    async def route(self, journey: JourneyMap, customer_id: str, event: JourneyEvent) -> list[Routed]:
+        """Deliver ``event`` to the customer's journey (or journeys) on this one map."""
         key_name = journey.entry.key
         instance_key = event.properties.get(key_name) if key_name else None
         if key_name and instance_key is None:

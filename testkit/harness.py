@@ -1,4 +1,8 @@
-"""A journey system in a test: maps, a SQLite database, a worker on its own task queue, the client."""
+"""Our own tests' harness: a journey system on a test session's server, a worker on its own task queue.
+
+Older than :class:`starter.testing.JourneyEnvironment` (the public API, re-exported by ``testkit``), which
+waits with the workflow's ``rested`` update instead of polling; new tests use that.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
@@ -25,9 +29,9 @@ from contracts.journey import JourneyResult, JourneySnapshot
 from journeymap import JourneyMap
 from runtime.settings import DeliverySettings, Settings
 from starter.catalog import load_catalog
-from starter.client import JourneyClient, Routed, delivery_routing
-from storage import Customer, Delivery, make_engine
-from workers.worker import journey_worker
+from starter.client import JourneyClient, Routed
+from starter.testing import journey_system, ledger
+from storage import Customer, Delivery
 from workflows.journey import JourneyWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,13 +168,7 @@ class Journeys:
 
     def outbox(self, customer_id: str | None = None, *, status: str | None = "sent") -> list[Delivery]:
         """Ledger rows (sent ones unless told otherwise), oldest first."""
-        with Session(self.engine) as session:
-            query = select(Delivery).order_by(Delivery.id)  # type: ignore[arg-type]
-            if customer_id is not None:
-                query = query.where(Delivery.customer_id == customer_id)
-            if status is not None:
-                query = query.where(Delivery.status == status)
-            return list(session.exec(query))
+        return ledger(self.engine, customer_id, status=status)
 
 
 def write_journeys(tmp_path: Path, maps: dict[str, str], templates: dict[str, str]) -> Path:
@@ -207,23 +205,12 @@ async def running_journeys(
     )
     if delivery is not None:
         settings.delivery = delivery
-    engine = make_engine(settings.database)
     catalog = load_catalog(journeys_dir)
-    async with journey_worker(client, settings, engine):
-        journeys = Journeys(
-            client,
-            JourneyClient(
-                client,
-                catalog,
-                task_queue=task_queue,
-                continue_as_new_after_events=continue_as_new_after_events,
-                delivery=delivery_routing(settings),
-            ),
-            engine,
-            catalog,
-        )
+    async with journey_system(
+        client, settings, catalog=catalog, continue_as_new_after_events=continue_as_new_after_events
+    ) as (journey_client, engine):
+        journeys = Journeys(client, journey_client, engine, catalog)
         try:
             yield journeys
         finally:
             await journeys.terminate_all()
-    engine.dispose()

@@ -21,6 +21,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
+from temporalio.workflow import HandlerUnfinishedPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts import activities as activity_contracts
@@ -379,7 +380,31 @@ class JourneyWorkflow:
             sends=state.sends,
             vars=state.vars,
             end_reason=state.end_reason,
+            visits=dict(state.visits),
         )
+
+    @workflow.update(name="rested", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
+    async def rested(self) -> JourneySnapshot:
+        """The state once the journey rests: it waits for an event or a timer, or has ended.
+
+        For tests (``starter.testing``): they wait on this instead of polling the ``state`` query. Histories
+        hold it only when it is called, so recorded histories replay as before. Events still in the inbox
+        are about to be handled, except in a send's quiet-hours wait, which leaves them for the next wait.
+        """
+
+        def rests() -> bool:
+            state = self._state
+            if state.status in ENDED or state.status == "cooldown":
+                return True
+            if state.status != "waiting" or state.exit_event is not None or state.step is None:
+                return False
+            # A waiting kind (wait, wait_for) handles the inbox first; any other kind resting (a send in quiet
+            # hours) leaves the inbox to the next wait.
+            handles_inbox = kind_of(self._map.steps[self._index_of[state.step]]).waits
+            return not handles_inbox or not state.inbox
+
+        await workflow.wait_condition(rests)
+        return self.snapshot()
 
     # ------------------------------------------------------------------------------------ helpers
 
