@@ -35,6 +35,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.consent import set_consent
+from contracts.errors import JourneysError
 from contracts.events import JourneyEvent
 from contracts.ids import journey_workflow_id
 from contracts.journey import ENDED, JourneySnapshot
@@ -74,7 +75,7 @@ def ledger(engine: Engine, customer_id: str | None = None, *, status: str | None
         return list(session.exec(query))
 
 
-class JourneyNotReached(AssertionError):
+class JourneyNotReached(JourneysError, AssertionError):
     """A journey did not come to the step a test waited for: it ended, or waits for an event that never came."""
 
 
