@@ -112,7 +112,8 @@ class Rules:
 
     @classmethod
     def from_settings(cls, settings: DeliverySettings) -> Rules:
-        """Raises ValueError naming the variable when a time of day does not parse (at the worker's start)."""
+        """Raises ``ConfigurationError`` naming the variable when a time of day does not parse, so a worker
+        with a wrong setting stops at its start rather than failing every send."""
         return cls(
             quiet_start=quiet_hours.parse_hhmm(settings.quiet_hours_start, name="JOURNEYS_QUIET_HOURS_START"),
             quiet_end=quiet_hours.parse_hhmm(settings.quiet_hours_end, name="JOURNEYS_QUIET_HOURS_END"),

@@ -51,6 +51,7 @@ from activities.decision import Profile, Rendered, Rules, channel_order, goes_on
 from activities.ledger import Draft, Ledger, Ready
 from activities.rendering import TemplateRenderer, sms_segments
 from contracts.activities import ChannelOutcome, SendMessageInput, SendMessageResult
+from contracts.errors import ConfigurationError
 from runtime.settings import DeliverySettings
 
 
@@ -78,7 +79,7 @@ def build_providers(http: httpx.AsyncClient | None, settings: DeliverySettings) 
     for channel, name in configured.items():
         provider = choices.get(name, {}).get(channel)
         if provider is None:
-            raise ValueError(f"JOURNEYS_{channel.upper()}_PROVIDER: {name!r} is not a provider for {channel}")
+            raise ConfigurationError(f"JOURNEYS_{channel.upper()}_PROVIDER: {name!r} is not a provider for {channel}")
         providers[channel] = provider
     return providers
 

@@ -10,13 +10,15 @@ from collections.abc import Collection
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from contracts.errors import ConfigurationError
+
 
 def parse_hhmm(value: str, *, name: str) -> time:
     try:
         hours, minutes = value.split(":")
         return time(int(hours), int(minutes))
     except ValueError as exc:
-        raise ValueError(f"{name}: {value!r} is not a time of day like 21:00") from exc
+        raise ConfigurationError(f"{name}: {value!r} is not a time of day like 21:00") from exc
 
 
 def applies(channel: str, category: str, transactional_channels: Collection[str]) -> bool:

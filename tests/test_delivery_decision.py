@@ -31,6 +31,7 @@ from activities.decision import (
     goes_on,
 )
 from contracts.activities import SendMessageInput
+from contracts.errors import ConfigurationError
 from runtime.settings import DeliverySettings
 
 DAY = datetime(2026, 3, 8, 16, tzinfo=UTC)
@@ -332,7 +333,7 @@ def test_rules_from_settings() -> None:
     )
     assert rules == Rules(time(22, 30), time(7, 15), frozenset({"voice", "sms"}), 5, 14, True, True)
     assert rules.cap_window_start(DAY) == DAY - timedelta(days=14)
-    with pytest.raises(ValueError, match=r"^JOURNEYS_QUIET_HOURS_END: '8pm' is not a time of day like 21:00$"):
+    with pytest.raises(ConfigurationError, match=r"^JOURNEYS_QUIET_HOURS_END: '8pm' is not a time of day like 21:00$"):
         Rules.from_settings(DeliverySettings(quiet_hours_end="8pm"))
 
 
