@@ -1,13 +1,16 @@
 """Frequency caps across every journey: at most N promotional messages per customer per rolling window.
 
 The count is taken after the send's own ``pending`` row is written, and counts only rows written before it
-(lower id). Two journeys sending at the same moment therefore agree on who came first, and the cap holds without
-a lock: the later one sees the earlier one's reservation. Transactional messages are exempt and not counted.
+(lower id): a send's place in the customer's queue is its row id. ``activities.ledger`` takes it inside the
+transaction that writes the row, with this customer's promotional sends queued for the while (SQLite's one
+write lock, PostgreSQL's advisory lock), so two journeys sending at the same moment agree on who came first and
+the later one sees the earlier one's reservation. Transactional messages are exempt and not counted; the
+reason's wording is :func:`activities.decision.cap_refusal`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -28,13 +31,3 @@ def promotional_count(session: Session, customer_id: str, *, before_id: int, sin
         .where(stamp >= since)
     )
     return int(session.exec(query).one())
-
-
-def cap_refusal(session: Session, customer_id: str, *, row_id: int, now: datetime, cap: int, days: int) -> str | None:
-    if cap <= 0:
-        return None
-    since = now - timedelta(days=days)
-    count = promotional_count(session, customer_id, before_id=row_id, since=since)
-    if count >= cap:
-        return f"frequency cap: {count} promotional in {days} days (cap {cap})"
-    return None

@@ -6,10 +6,11 @@ Computed with the IANA zone of the profile, so the window follows daylight savin
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from runtime.settings import DeliverySettings
+from contracts.errors import ConfigurationError
 
 
 def parse_hhmm(value: str, *, name: str) -> time:
@@ -17,15 +18,13 @@ def parse_hhmm(value: str, *, name: str) -> time:
         hours, minutes = value.split(":")
         return time(int(hours), int(minutes))
     except ValueError as exc:
-        raise ValueError(f"{name}: {value!r} is not a time of day like 21:00") from exc
+        raise ConfigurationError(f"{name}: {value!r} is not a time of day like 21:00") from exc
 
 
-def applies(channel: str, category: str, settings: DeliverySettings) -> bool:
-    """Promotional sends always wait out quiet hours; transactional ones only on the configured channels."""
-    if category == "promotional":
-        return True
-    exempt_not = {c.strip() for c in settings.quiet_hours_transactional.split(",") if c.strip()}
-    return channel in exempt_not
+def applies(channel: str, category: str, transactional_channels: Collection[str]) -> bool:
+    """Promotional sends always wait out quiet hours; transactional ones only on ``transactional_channels``
+    (``JOURNEYS_QUIET_HOURS_TRANSACTIONAL``: by default voice, no calls at night)."""
+    return category == "promotional" or channel in transactional_channels
 
 
 def window_opens(now: datetime, zone: ZoneInfo, start: time, end: time) -> datetime | None:
@@ -41,13 +40,3 @@ def window_opens(now: datetime, zone: ZoneInfo, start: time, end: time) -> datet
     opening = datetime.combine(day, end, tzinfo=zone)
     # Round trip through UTC: a wall time in a DST gap maps to the first real instant after it.
     return opening.astimezone(now.tzinfo) if now.tzinfo else opening
-
-
-def deferred_until(
-    now: datetime, zone: ZoneInfo, channel: str, category: str, settings: DeliverySettings
-) -> datetime | None:
-    if not applies(channel, category, settings):
-        return None
-    start = parse_hhmm(settings.quiet_hours_start, name="JOURNEYS_QUIET_HOURS_START")
-    end = parse_hhmm(settings.quiet_hours_end, name="JOURNEYS_QUIET_HOURS_END")
-    return window_opens(now, zone, start, end)
