@@ -1,8 +1,9 @@
 """Refresh :class:`storage.tables.JourneyRun` from the journeys themselves (their ``state`` query).
 
-Which workflows to ask is worked out from the recorded events and the catalog, the way the client routes
-them (an entry event of journey J for customer C, with J's instance key, names J's workflow for C). So it needs
-no visibility store: it works on the time-skipping test server as on a production cluster.
+Which workflows to ask is worked out from the recorded events and the catalog by the client's own routing
+decision (``journeymap.routing``: an entry event of journey J for customer C, with J's instance key, names J's
+workflow for C). So it needs no visibility store: it works on the time-skipping test server as on a production
+cluster.
 """
 
 from __future__ import annotations
@@ -15,32 +16,26 @@ from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from contracts.ids import journey_workflow_id
 from contracts.journey import JourneySnapshot
 from journeymap import JourneyMap
+from journeymap.routing import Routes
 from storage.tables import Event, JourneyRun
 
 
 def workflow_ids(engine: Engine, catalog: dict[str, JourneyMap]) -> dict[str, tuple[str, str]]:
     """Every journey workflow an entry event may have started: ``{workflow_id: (journey, customer_id)}``."""
+    routes = Routes(catalog)
     found: dict[str, tuple[str, str]] = {}
-    by_event: dict[str, list[JourneyMap]] = {}
-    for journey in catalog.values():
-        for event_type in journey.entry.events:
-            by_event.setdefault(event_type, []).append(journey)
     with Session(engine) as session:
         rows = session.exec(
             select(Event.customer_id, Event.type, Event.properties).where(
-                Event.type.in_(list(by_event))  # type: ignore[attr-defined]
+                Event.type.in_(sorted(routes.entry_event_types))  # type: ignore[attr-defined]
             )
         )
         for customer_id, event_type, properties in rows:
-            for journey in by_event[event_type]:
-                key = properties.get(journey.entry.key) if journey.entry.key else None
-                if journey.entry.key and key is None:
-                    continue
-                workflow_id = journey_workflow_id(journey.name, customer_id, str(key) if key is not None else None)
-                found[workflow_id] = (journey.name, customer_id)
+            for target in routes.targets(customer_id, event_type, properties):
+                if target.action == "start" and target.workflow_id is not None:
+                    found[target.workflow_id] = (target.journey.name, customer_id)
     return found
 
 

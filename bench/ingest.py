@@ -6,8 +6,9 @@ alternating rounds, the same load from two paths:
 - ``journeys``: ``starter.client.JourneyClient.send_event`` (routing by event type, the instance key, search
   attributes): one ``prescription_filled`` per customer (signal-with-start) then one ``refill_ordered``
   (a signal to the running journey);
-- ``raw``: ``temporalio.client.Client`` doing the same signal-with-starts and signals with the same payloads,
-  with no routing;
+- ``raw``: ``temporalio.client.Client`` doing the same signal-with-starts and signals with the same payloads
+  to the same workflows (the routing decision, ``journeymap.routing``, is a dictionary look-up and a hash),
+  without the client around them;
 - ``api`` (when ``starter.api`` is importable): the HTTP event API (``POST /v1/track``, and ``/v1/batch`` of
   ``--batch`` messages), served by uvicorn in its own process.
 
@@ -45,15 +46,13 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 
 from bench.common import PRAGMAS, dev_server, median, parser, report
-from contracts import search_attributes as sa
 from contracts.events import JourneyEvent
-from contracts.ids import journey_workflow_id
 from runtime import event_loop
 from starter.catalog import load_catalog
-from starter.client import JourneyClient
+from starter.client import JourneyClient, entry_search_attributes, entry_summary
 from storage import make_engine
 from testkit.harness import ROOT
 from testkit.processes import free_port
@@ -202,29 +201,23 @@ class Paths:
 
     async def raw_start(self, customer: str) -> None:
         event = _filled(customer)
-        journey = self.catalog[JOURNEY]
-        key = str(event.properties["rx_id"])
+        [target] = self.journeys.routes.targets(customer, event.type, event.properties)
         await self.client.start_workflow(
             JourneyWorkflow.run,
-            JourneyInput(journey=journey, customer_id=customer, instance_key=key),
-            id=journey_workflow_id(JOURNEY, customer, key),
+            JourneyInput(journey=target.journey, customer_id=customer, instance_key=target.instance_key),
+            id=target.workflow_ids[0],
             task_queue=self.task_queue,
             start_signal="event",
             start_signal_args=[event],
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.CUSTOMER_ID, customer),
-                    SearchAttributePair(sa.JOURNEY_NAME, JOURNEY),
-                    SearchAttributePair(sa.STATUS, "entering"),
-                ]
-            ),
-            static_summary=f"{JOURNEY} v{journey.version} for customer {customer}",
+            search_attributes=entry_search_attributes(JOURNEY, customer),
+            static_summary=entry_summary(target.journey, customer),
         )
 
     async def raw_signal(self, customer: str) -> None:
-        workflow_id = journey_workflow_id(JOURNEY, customer, f"rx-{customer}")
-        await self.client.get_workflow_handle(workflow_id).signal("event", _ordered(customer))
+        event = _ordered(customer)
+        [target] = self.journeys.routes.targets(customer, event.type, event.properties)
+        await self.client.get_workflow_handle(target.workflow_ids[0]).signal("event", event)
 
     @staticmethod
     def _track(customer: str, event: JourneyEvent) -> dict[str, Any]:

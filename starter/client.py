@@ -1,12 +1,13 @@
 """The Python client backends use to send events to journeys.
 
-An event reaches every journey whose map names its type (trigger, ``wait_for``, ``exit_on``, goal) and no
-other. A trigger starts the customer's journey with signal-with-start (or signals the running one); other
-events signal the journey only if the customer is in it. The event's own id makes a retried event harmless.
+Where an event goes is decided by :mod:`journeymap.routing` (trigger: signal-with-start; other events: a signal
+to the journey if the customer is in it; no instance key: every running instance). This module makes those
+Temporal calls. The event's own id makes a retried event harmless.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,8 +17,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contracts import search_attributes as sa
 from contracts.events import JourneyEvent
-from contracts.ids import TASK_QUEUE, journey_workflow_id
+from contracts.ids import TASK_QUEUE
 from journeymap import JourneyMap
+from journeymap.routing import Routes, Target
 from runtime.settings import Settings
 from starter.catalog import load_catalog
 from workflows.journey import JourneyWorkflow
@@ -36,7 +38,11 @@ class Routed:
 
 
 class JourneyClient:
-    """Routes events to journeys. Build it once (it holds the catalog) and share it."""
+    """Sends events to journeys. Build it once (it holds the catalog and its routes) and share it.
+
+    Which journeys an event reaches is decided by :class:`journeymap.routing.Routes`; this class only makes the
+    Temporal calls that decision names.
+    """
 
     def __init__(
         self,
@@ -49,11 +55,7 @@ class JourneyClient:
     ) -> None:
         self._client = client
         self._catalog = catalog
-        # Routing is a dictionary look-up per event, not a walk over every map's steps.
-        self._by_event_type: dict[str, list[JourneyMap]] = {}
-        for journey in catalog.values():
-            for event_type in journey.event_types():
-                self._by_event_type.setdefault(event_type, []).append(journey)
+        self.routes = Routes(catalog)
         self._task_queue = task_queue
         self._continue_as_new_after = continue_as_new_after_events
         self._delivery = delivery
@@ -80,53 +82,59 @@ class JourneyClient:
 
     def journeys_for(self, event_type: str) -> list[JourneyMap]:
         """The maps that name ``event_type``, in catalog order (the catalog is fixed when the client is built)."""
-        return list(self._by_event_type.get(event_type, ()))
+        return self.routes.journeys_for(event_type)
 
-    async def send_event(self, customer_id: str, event: JourneyEvent) -> list[Routed]:
-        """Deliver ``event`` of ``customer_id`` to every journey that names its type."""
+    async def send_event(self, customer_id: str, event: JourneyEvent, *, absorbed: Sequence[str] = ()) -> list[Routed]:
+        """Deliver ``event`` of ``customer_id`` to every journey that names its type.
+
+        ``absorbed``: the customer ids identify merged into ``customer_id``; their running journeys hear the
+        event too (``starter.api.identities.absorbed_ids``).
+        """
         routed: list[Routed] = []
-        for journey in self.journeys_for(event.type):
-            routed += await self.route(journey, customer_id, event)
+        for target in self.routes.targets(customer_id, event.type, event.properties, absorbed=absorbed):
+            routed += await self.deliver(target, event)
         return routed
 
-    async def route(self, journey: JourneyMap, customer_id: str, event: JourneyEvent) -> list[Routed]:
-        """Deliver ``event`` to the customer's journey (or journeys) on this one map."""
-        key_name = journey.entry.key
-        instance_key = event.properties.get(key_name) if key_name else None
-        if key_name and instance_key is None:
-            if event.type in journey.entry.events:
-                return [Routed(journey.name, None, "missing_instance_key")]
-            # An event about the customer, not one instance (account closed): every running instance gets it.
-            return await self._signal_all_instances(journey, customer_id, event)
-        key = str(instance_key) if instance_key is not None else None
-        workflow_id = journey_workflow_id(journey.name, customer_id, key)
-        if event.type in journey.entry.events:
-            await self._client.start_workflow(
-                JourneyWorkflow.run,
-                JourneyInput(
-                    journey=journey,
-                    customer_id=customer_id,
-                    instance_key=key,
-                    continue_as_new_after_events=self._continue_as_new_after,
-                    delivery=self._delivery,
-                ),
-                id=workflow_id,
-                task_queue=self._task_queue,
-                start_signal="event",
-                start_signal_args=[event],
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.CUSTOMER_ID, customer_id),
-                        SearchAttributePair(sa.JOURNEY_NAME, journey.name),
-                        SearchAttributePair(sa.STATUS, "entering"),
-                    ]
-                ),
-                static_summary=f"{journey.name} v{journey.version} for customer {customer_id}",
-                static_details=journey.description or None,
-            )
-            return [Routed(journey.name, workflow_id, "started_or_signalled")]
-        return [await self._signal(journey.name, workflow_id, event)]
+    async def deliver(self, target: Target, event: JourneyEvent) -> list[Routed]:
+        """Make the Temporal calls ``target`` names (for a caller that handles some targets its own way)."""
+        name = target.journey.name
+        if target.action == "missing_instance_key":
+            return [Routed(name, None, "missing_instance_key")]
+        if target.action == "signal_every_instance":
+            return await self._signal_all_instances(name, target.customer_ids, event)
+        own, *elsewhere = target.workflow_ids
+        # Under an absorbed id a journey is found by signalling it: a signal that finds none writes no history,
+        # and a running one takes the event as it would under the customer's own id.
+        reached = [r for r in [await self._signal(name, w, event) for w in elsewhere] if r.action == "signalled"]
+        if target.action == "signal":
+            mine = await self._signal(name, own, event)
+            # "not_in_journey" only when no journey of this customer, under any of its ids, took the event.
+            return [mine, *reached] if mine.action == "signalled" or not reached else reached
+        if reached:
+            return reached  # the customer's journey for this instance runs under an absorbed id: no second one
+        await self._start(target, event)
+        return [Routed(name, own, "started_or_signalled")]
+
+    async def _start(self, target: Target, event: JourneyEvent) -> None:
+        journey, customer_id = target.journey, target.customer_ids[0]
+        await self._client.start_workflow(
+            JourneyWorkflow.run,
+            JourneyInput(
+                journey=journey,
+                customer_id=customer_id,
+                instance_key=target.instance_key,
+                continue_as_new_after_events=self._continue_as_new_after,
+                delivery=self._delivery,
+            ),
+            id=target.workflow_ids[0],
+            task_queue=self._task_queue,
+            start_signal="event",
+            start_signal_args=[event],
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=entry_search_attributes(journey.name, customer_id),
+            static_summary=entry_summary(journey, customer_id),
+            static_details=journey.description or None,
+        )
 
     async def _signal(self, journey: str, workflow_id: str, event: JourneyEvent) -> Routed:
         try:
@@ -137,16 +145,35 @@ class JourneyClient:
             raise
         return Routed(journey, workflow_id, "signalled")
 
-    async def _signal_all_instances(self, journey: JourneyMap, customer_id: str, event: JourneyEvent) -> list[Routed]:
+    async def _signal_all_instances(
+        self, journey: str, customer_ids: Sequence[str], event: JourneyEvent
+    ) -> list[Routed]:
+        """One visibility query finds the running instances under the customer's id and every absorbed one."""
+        customers = ", ".join(f"'{_quote(c)}'" for c in customer_ids)
+        whose = f"= {customers}" if len(customer_ids) == 1 else f"IN ({customers})"
         query = (
-            f"{sa.CUSTOMER_ID.name} = '{_quote(customer_id)}' AND {sa.JOURNEY_NAME.name} = '{journey.name}'"
-            " AND ExecutionStatus = 'Running'"
+            f"{sa.CUSTOMER_ID.name} {whose} AND {sa.JOURNEY_NAME.name} = '{journey}' AND ExecutionStatus = 'Running'"
         )
         routed = [
-            await self._signal(journey.name, execution.id, event)
-            async for execution in self._client.list_workflows(query)
+            await self._signal(journey, execution.id, event) async for execution in self._client.list_workflows(query)
         ]
-        return routed or [Routed(journey.name, None, "not_in_journey")]
+        return routed or [Routed(journey, None, "not_in_journey")]
+
+
+def entry_search_attributes(journey: str, customer_id: str) -> TypedSearchAttributes:
+    """The search attributes a journey starts with (the workflow upserts the rest once it rests)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.CUSTOMER_ID, customer_id),
+            SearchAttributePair(sa.JOURNEY_NAME, journey),
+            SearchAttributePair(sa.STATUS, "entering"),
+        ]
+    )
+
+
+def entry_summary(journey: JourneyMap, customer_id: str) -> str:
+    """The static summary the Temporal UI shows for a journey."""
+    return f"{journey.name} v{journey.version} for customer {customer_id}"
 
 
 def delivery_routing(settings: Settings) -> DeliveryRouting | None:

@@ -201,14 +201,14 @@ class JourneyEnvironment:
         """
         event = JourneyEvent(id=event_id or uuid.uuid4().hex, type=type, properties=properties)
         routed: list[Routed] = []
-        for journey in self.journeys.journeys_for(type):
-            key = journey.entry.key
-            if key and key not in properties and type not in journey.entry.events:
-                for workflow_id in sorted(self.started.get((journey.name, customer_id), ())):
+        for target in self.journeys.routes.targets(customer_id, type, properties):
+            if target.action == "signal_every_instance":
+                name = target.journey.name
+                for workflow_id in sorted(self.started.get((name, customer_id), ())):
                     await self.client.get_workflow_handle(workflow_id).signal("event", event)
-                    routed.append(Routed(journey.name, workflow_id, "signalled"))
+                    routed.append(Routed(name, workflow_id, "signalled"))
                 continue
-            routed += await self.journeys.route(journey, customer_id, event)
+            routed += await self.journeys.deliver(target, event)
         for r in routed:
             if r.workflow_id and r.action == "started_or_signalled":
                 self.started.setdefault((r.journey, customer_id), set()).add(r.workflow_id)
