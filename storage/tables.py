@@ -81,7 +81,8 @@ class CustomerIdentity(SQLModel, table=True):
     """
 
     kind: str = Field(primary_key=True, max_length=20)
-    """``user_id``, ``anonymous_id``, ``email``, ``phone`` or ``device_token``."""
+    """``user_id``, ``anonymous_id``, ``email``, ``phone``, ``device_token``, or ``customer_id``: a customer id
+    identify merged into this customer, whose journeys still run under it (``starter.api.identities``)."""
     value: str = Field(primary_key=True, max_length=IDENTITY_VALUE_MAX)
     customer_id: str = Field(index=True, max_length=200)
     linked_at: datetime = Field(default_factory=_now)

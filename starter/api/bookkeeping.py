@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam
+from sqlalchemy import Connection, Insert, Table, and_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from analytics.events import event_values, record_event
 from contracts.events import JourneyEvent
 from starter.api.batching import Batcher
-from starter.api.identities import resolve_customer
+from starter.api.identities import ABSORBED, absorbed_ids, resolve_customer
 from starter.api.models import IdentifyMessage, MessageResult, TrackMessage
 from storage.driver import DriverInsert, DriverSelect
 from storage.tables import Customer, CustomerIdentity, Event, ProcessedMessage
@@ -43,6 +44,8 @@ class Lookup:
     first: MessageResult | None
     """The answer given when this ``messageId`` was handled before, else None."""
     customer_id: str
+    absorbed: tuple[str, ...] = ()
+    """For a track: the customer ids identify merged into ``customer_id`` (their journeys hear it too)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,11 @@ class Bookkeeping:
     def _look_up(self, connection: Connection, messages: list[Message]) -> list[Lookup | Exception]:
         """Blocking. The commonest message, a track by a known user id, costs its share of two reads by primary
         key for the whole batch, on the driver's cursor (``storage.driver``: SQLAlchemy's execution path cost
-        several times the reads); a track by a user id not linked yet, its share of one more transaction
-        (:meth:`_link_new_users`). Anything else with something to link (an anonymous id, traits) goes through
-        :func:`resolve_customer`, one message at a time in arrival order, so two messages of one new customer
-        link it once."""
+        several times the reads); the ids merged into its customer come with the second read. A track by a user
+        id not linked yet costs its share of one more transaction (:meth:`_link_new_users`). Anything else with
+        something to link (an anonymous id, traits) goes through :func:`resolve_customer`, one message at a time
+        in arrival order, so two messages of one new customer link it once; then one read finds the ids merged
+        into their customers."""
         message_ids = {m.message_id for m in messages if m.message_id is not None}
         plain_users = {m.user_id for m in messages if _plain_track(m) and m.user_id is not None}
         answered: dict[str, Any] = {}
@@ -128,12 +132,14 @@ class Bookkeeping:
         if new_users and self._new_users is not None:
             known |= self._link_new_users(connection, new_users)
         found: list[Lookup | Exception] = []
+        resolved: list[tuple[int, str]] = []
+        """(index, customer) of the tracks resolved one by one, whose merged ids are still to be read."""
         for message in messages:
             if message.message_id is not None and message.message_id in answered:
                 first = MessageResult.model_validate(answered[message.message_id])
                 found.append(Lookup(first, first.customer_id))
             elif _plain_track(message) and message.user_id in known:
-                found.append(Lookup(None, known[str(message.user_id)]))
+                found.append(Lookup(None, *known[str(message.user_id)]))
             else:
                 try:
                     customer_id = resolve_customer(
@@ -145,10 +151,17 @@ class Bookkeeping:
                 except Exception as error:
                     found.append(error)
                 else:
+                    if isinstance(message, TrackMessage):
+                        resolved.append((len(found), customer_id))
                     found.append(Lookup(None, customer_id))
+        if resolved:
+            with Session(self.engine) as session:
+                absorbed = absorbed_ids(session, sorted({customer_id for _, customer_id in resolved}))
+            for index, customer_id in resolved:
+                found[index] = Lookup(None, customer_id, tuple(absorbed.get(customer_id, ())))
         return found
 
-    def _link_new_users(self, connection: Connection, user_ids: set[str]) -> dict[str, str]:
+    def _link_new_users(self, connection: Connection, user_ids: set[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
         """Blocking. A first event from a user id nobody linked yet makes that id a customer of its own (as
         :func:`resolve_customer` would), for the whole batch in one transaction: a first contact is the commonest
         message of an import or a launch, and the ORM path cost ~2 ms of CPU each. Rows someone else wrote
@@ -165,9 +178,16 @@ class Bookkeeping:
         with connection.begin():
             return self._customers_of(connection, user_ids)
 
-    def _customers_of(self, connection: Connection, user_ids: set[str]) -> dict[str, str]:
-        """The customer each of these user ids is linked to (ids not linked are absent)."""
-        return {str(value): str(customer_id) for value, customer_id in self._users.rows(connection, list(user_ids))}
+    def _customers_of(self, connection: Connection, user_ids: set[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """The customer each of these user ids is linked to, with the ids merged into it (ids not linked are
+        absent)."""
+        customers: dict[str, str] = {}
+        merged: dict[str, list[str]] = {}
+        for value, customer_id, absorbed in self._users.rows(connection, list(user_ids)):
+            customers[str(value)] = str(customer_id)
+            if absorbed is not None:
+                merged.setdefault(str(value), []).append(str(absorbed))
+        return {value: (customer, tuple(sorted(merged.get(value, ())))) for value, customer in customers.items()}
 
     def _record(self, connection: Connection, handled: list[Handled]) -> None:
         """Blocking. One transaction for the batch; a row that is there already (the same event recorded before,
@@ -211,9 +231,17 @@ _ANSWER_KEYS = ("message_id", "customer_id", "kind", "response", "received_at")
 _ANSWERS = select(col(ProcessedMessage.message_id), col(ProcessedMessage.response)).where(
     col(ProcessedMessage.message_id).in_(bindparam("message_ids", expanding=True))
 )
-_USERS = select(col(CustomerIdentity.value), col(CustomerIdentity.customer_id)).where(
-    col(CustomerIdentity.kind) == "user_id", col(CustomerIdentity.value).in_(bindparam("user_ids", expanding=True))
+_MERGED = aliased(CustomerIdentity)
+_USERS = (
+    select(col(CustomerIdentity.value), col(CustomerIdentity.customer_id), col(_MERGED.value))
+    .outerjoin(
+        _MERGED, and_(col(_MERGED.kind) == ABSORBED, col(_MERGED.customer_id) == col(CustomerIdentity.customer_id))
+    )
+    .where(
+        col(CustomerIdentity.kind) == "user_id", col(CustomerIdentity.value).in_(bindparam("user_ids", expanding=True))
+    )
 )
+"""Each user id's customer, and (a row each) the ids merged into it: one read, by index, for the hot path."""
 
 
 def _plain_track(message: Message) -> bool:

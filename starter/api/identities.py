@@ -7,7 +7,10 @@ leads to one customer id, under which their journeys run.
   same customer: what was recorded before is kept.
 - When both identities already belong to different customers, the user's customer absorbs the other: its
   identities are relinked and its traits filled in (the user's own traits win). Journeys already running under
-  the absorbed id keep running under it; new events go to the user's customer.
+  the absorbed id keep running under it (their workflow ids, idempotency keys and sends carry it), and the
+  absorbed id itself becomes an identity of the survivor (kind ``customer_id``, so a later merge of the
+  survivor carries it along): routing reads those (:func:`absorbed_ids`) and signals the same instance under
+  each, so events for either id reach them (``journeymap.routing``).
 
 Blocking database code: callers run it in a thread.
 """
@@ -31,6 +34,9 @@ TRAIT_IDENTITIES = {
     "deviceToken": "device_token",
 }
 """Traits that identify a customer, by the identity kind they become."""
+
+ABSORBED = "customer_id"
+"""The identity kind of a customer id merged into another: ``(customer_id, <absorbed>) -> <survivor>``."""
 
 
 def _anonymous_customer_id(anonymous_id: str) -> str:
@@ -87,10 +93,18 @@ def _resolve(engine: Engine, user_id: str | None, anonymous_id: str | None, trai
             other = session.get(Customer, other_id)
             if other is not None:
                 merged |= other.traits
+            # Its identities, the ids it had absorbed before among them, now lead to the survivor.
             for row in session.exec(select(CustomerIdentity).where(col(CustomerIdentity.customer_id) == other_id)):
                 row.customer_id = customer_id
                 session.add(row)
         now = datetime.now(UTC)
+        for other_id in sorted(absorbed):
+            alias = session.get(CustomerIdentity, (ABSORBED, other_id))
+            if alias is None:
+                session.add(CustomerIdentity(kind=ABSORBED, value=other_id, customer_id=customer_id, linked_at=now))
+            else:
+                alias.customer_id = customer_id
+                session.add(alias)
         for kind, value in wanted:
             row = linked.get((kind, value))
             if row is None:
@@ -111,3 +125,26 @@ def identities_of(engine: Engine, customer_id: str) -> list[tuple[str, str]]:
     with Session(engine) as session:
         rows = session.exec(select(CustomerIdentity).where(col(CustomerIdentity.customer_id) == customer_id))
         return sorted((row.kind, row.value) for row in rows)
+
+
+def merged_customer(engine: Engine, customer_id: str) -> tuple[str, list[str]]:
+    """The customer ``customer_id`` stands for now (itself, unless identify merged it into another) and the ids
+    merged into that one, whose running journeys hear its events: for callers that hold a customer id, not an
+    identity (``journeys track``, delivery receipts). Two reads by index."""
+    with Session(engine) as session:
+        merged = session.get(CustomerIdentity, (ABSORBED, customer_id))
+        survivor = merged.customer_id if merged is not None else customer_id
+        return survivor, absorbed_ids(session, [survivor]).get(survivor, [])
+
+
+def absorbed_ids(session: Session, customer_ids: list[str]) -> dict[str, list[str]]:
+    """The ids merged into each of ``customer_ids`` (those with none are absent): one read by index."""
+    found: dict[str, list[str]] = {}
+    rows = session.exec(
+        select(col(CustomerIdentity.customer_id), col(CustomerIdentity.value)).where(
+            col(CustomerIdentity.kind) == ABSORBED, col(CustomerIdentity.customer_id).in_(customer_ids)
+        )
+    )
+    for survivor, absorbed in rows:
+        found.setdefault(survivor, []).append(absorbed)
+    return {survivor: sorted(absorbed) for survivor, absorbed in found.items()}

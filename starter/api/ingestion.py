@@ -69,7 +69,7 @@ class Ingestion:
                 properties=message.properties,
                 timestamp=message.occurred_at(received_at, batch_sent_at),
             )
-            routed = await services.journeys.send_event(customer_id, event)
+            routed = await services.journeys.send_event(customer_id, event, absorbed=known.absorbed)
             reached = [JourneyReached(journey=r.journey, workflow_id=r.workflow_id, action=r.action) for r in routed]
         result = MessageResult(message_id=message_id, type=message.type, customer_id=customer_id, journeys=reached)
         await services.bookkeeping.after_routing(Handled(customer_id, event, result))

@@ -33,6 +33,7 @@ from activities.receipts import (
 )
 from contracts.errors import AccessDenied, InputError, NotConfigured
 from runtime.settings import Settings
+from starter.api.identities import merged_customer
 from starter.api.services import get_services
 
 SVIX_TOLERANCE_SECONDS = 300
@@ -76,7 +77,10 @@ def webhook_router(settings: Settings) -> APIRouter:
     async def _deliver(request: Request, found: ReceiptEvent | None) -> list[str]:
         if found is None:
             return []
-        routed = await get_services(request).journeys.send_event(found.customer_id, found.event)
+        services = get_services(request)
+        # The ledger names the customer a journey ran under, which identify may have merged into another since.
+        customer_id, absorbed = await asyncio.to_thread(merged_customer, services.engine, found.customer_id)
+        routed = await services.journeys.send_event(customer_id, found.event, absorbed=absorbed)
         return [r.journey for r in routed]
 
     @router.post("/twilio/status")

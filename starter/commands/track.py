@@ -14,6 +14,7 @@ from contracts.events import JourneyEvent
 from journeymap.suggest import did_you_mean
 from runtime.connection import connect
 from runtime.settings import Settings
+from starter.api.identities import merged_customer
 from starter.client import JourneyClient
 from storage import make_engine
 
@@ -50,10 +51,14 @@ def run(args: argparse.Namespace) -> int:
 async def _track(customer_id: str, event: JourneyEvent) -> int:
     settings = Settings()
     client = JourneyClient.from_settings(await connect(settings), settings)
-    routed = await client.send_event(customer_id, event)
     engine = make_engine(settings.database)
-    await asyncio.to_thread(record_event, engine, customer_id, event)  # for the report, as the event API does
-    engine.dispose()
+    try:
+        # An id identify merged into another stands for the survivor, as its identities do at the event API.
+        customer_id, absorbed = await asyncio.to_thread(merged_customer, engine, customer_id)
+        routed = await client.send_event(customer_id, event, absorbed=absorbed)
+        await asyncio.to_thread(record_event, engine, customer_id, event)  # for the report, as the event API does
+    finally:
+        engine.dispose()
     if not routed:
         known = {name for journey in client.catalog.values() for name in journey.event_types()}
         print(f"no journey reacts to {event.type!r}{did_you_mean(event.type, known)}")
