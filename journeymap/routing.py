@@ -66,6 +66,11 @@ class Routes:
         )
         """Every event type that triggers some journey."""
 
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Every event type some map names."""
+        return frozenset(self._by_event_type)
+
     def journeys_for(self, event_type: str) -> list[JourneyMap]:
         """The maps that name ``event_type``, in catalog order."""
         return list(self._by_event_type.get(event_type, ()))

@@ -103,5 +103,6 @@ def test_every_instance_covers_the_merged_ids_and_a_start_goes_under_the_custome
 
 def test_the_index_knows_which_events_trigger_a_journey() -> None:
     assert ROUTES.entry_event_types == {"order_placed", "signed_up"}
+    assert ROUTES.event_types == {"order_placed", "order_shipped", "account_closed", "signed_up"}
     assert [m.name for m in ROUTES.journeys_for("order_placed")] == ["orders", "welcome"]
     assert ROUTES.journeys_for("page_viewed") == []

@@ -60,8 +60,7 @@ async def _track(customer_id: str, event: JourneyEvent) -> int:
     finally:
         engine.dispose()
     if not routed:
-        known = {name for journey in client.catalog.values() for name in journey.event_types()}
-        print(f"no journey reacts to {event.type!r}{did_you_mean(event.type, known)}")
+        print(f"no journey reacts to {event.type!r}{did_you_mean(event.type, client.routes.event_types)}")
     for r in routed:
         print(f"{r.journey}: {r.action}" + (f" ({r.workflow_id})" if r.workflow_id else ""))
     return 0
