@@ -15,6 +15,7 @@ It lives on the starter's floor because ``journeys test`` runs on it; ``testkit`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 import uuid
@@ -44,7 +45,7 @@ from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
-from starter.api.identities import resolve_customer
+from starter.api.identities import merged_customer, resolve_customer
 from starter.catalog import load_catalog
 from starter.client import JourneyClient, Routed, delivery_routing
 from storage import Customer, Delivery, make_engine
@@ -198,13 +199,16 @@ class JourneyEnvironment:
 
         An event without the instance key of a keyed journey (``account_closed`` for prescriptions) goes to
         every instance of that journey this environment started: the time-skipping server cannot list them.
+        A customer id that :meth:`identify` merged into another stands for the survivor, as ``journeys track``
+        has it, and the journeys under every id merged into it hear the event too.
         """
         event = JourneyEvent(id=event_id or uuid.uuid4().hex, type=type, properties=properties)
+        customer_id, absorbed = await asyncio.to_thread(merged_customer, self.engine, customer_id)
         routed: list[Routed] = []
-        for target in self.journeys.routes.targets(customer_id, type, properties):
+        for target in self.journeys.routes.targets(customer_id, type, properties, absorbed=absorbed):
             if target.action == "signal_every_instance":
                 name = target.journey.name
-                for workflow_id in sorted(self.started.get((name, customer_id), ())):
+                for workflow_id in sorted(w for c in target.customer_ids for w in self.started.get((name, c), ())):
                     await self.client.get_workflow_handle(workflow_id).signal("event", event)
                     routed.append(Routed(name, workflow_id, "signalled"))
                 continue
