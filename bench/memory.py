@@ -31,6 +31,7 @@ from contracts.ids import journey_workflow_id
 from contracts.journey import JourneySnapshot
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
+from storage import make_engine
 from testkit.harness import ROOT
 
 
@@ -67,6 +68,8 @@ async def _drive(count: int, concurrency: int, one: Any) -> None:
 async def measure_one(env: Any, folder: Path, cache: int, journeys: int, sample: int) -> dict[str, Any]:
     task_queue = f"bench-memory-{uuid.uuid4().hex[:8]}"
     target = env.client.service_client.config.target_host
+    # `journeys setup`'s part: the worker refuses a database whose schema it has not upgraded.
+    make_engine(f"sqlite:///{folder / task_queue / 'journeys.db'}").dispose()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.memory", "--worker-process", str(cache)],
         env={

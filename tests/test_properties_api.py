@@ -31,6 +31,7 @@ from schemathesis.checks import (
 from schemathesis.core.result import Err
 from temporalio.testing import WorkflowEnvironment
 
+from storage import make_engine
 from testkit.harness import ROOT
 from testkit.processes import free_port
 
@@ -58,6 +59,7 @@ def api(dev_env: WorkflowEnvironment, tmp_path: Path, database_url: str) -> Iter
         "import uvicorn; from runtime.settings import Settings; from starter.api.app import create_app; "
         f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
     )
+    make_engine(database_url).dispose()  # `journeys setup`'s part: the API checks the schema, never creates it
     with (tmp_path / "api.log").open("wb") as log:
         process = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
