@@ -44,15 +44,31 @@ def load_profile(session: Session, customer_id: str, *, default_timezone: str = 
 def load_consents(session: Session, customer_id: str) -> list[ConsentWord]:
     """Every word ``customer_id`` has given, for :func:`activities.decision.unconsented` to weigh."""
     rows = session.exec(select(Consent).where(Consent.customer_id == customer_id))
-    return [ConsentWord(r.channel, r.category, r.granted, r.source, r.at, r.id or 0) for r in rows]
+    return [ConsentWord(r.channel, r.category, r.granted, r.source, r.at, r.id or 0, r.until) for r in rows]
 
 
 def consent_refusal(
-    session: Session, customer_id: str, channel: str, category: str, *, promotional_requires_opt_in: bool
+    session: Session,
+    customer_id: str,
+    channel: str,
+    category: str,
+    *,
+    promotional_requires_opt_in: bool,
+    topic: str | None = None,
+    now: datetime | None = None,
+    include_pauses: bool = True,
 ) -> str | None:
-    """Why this customer may not get ``category`` on ``channel`` now, or None when they may."""
+    """Why this customer may not get ``category`` (of ``topic``) on ``channel`` at ``now``, or None when they
+    may (:func:`activities.decision.unconsented`). ``include_pauses=False`` reads the customer's standing word
+    alone (the preference center shows a pause apart)."""
     return unconsented(
-        load_consents(session, customer_id), channel, category, promotional_requires_opt_in=promotional_requires_opt_in
+        load_consents(session, customer_id),
+        channel,
+        category,
+        promotional_requires_opt_in=promotional_requires_opt_in,
+        topic=topic,
+        now=now or datetime.now(UTC),
+        include_pauses=include_pauses,
     )
 
 
@@ -65,6 +81,7 @@ def set_consent(
     granted: bool,
     source: str = "api",
     at: datetime | None = None,
+    until: datetime | None = None,
 ) -> Consent:
     """Record a customer's word (unsubscribe, STOP, opt-in); it applies to the next send at once."""
     row = Consent(
@@ -74,6 +91,7 @@ def set_consent(
         granted=granted,
         source=source,
         at=at or datetime.now(UTC),
+        until=until,
     )
     with Session(engine) as session:
         session.add(row)

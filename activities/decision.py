@@ -93,6 +93,8 @@ class ConsentWord:
     at: datetime
     seq: int = 0
     """The row's id: of two words given at the same instant, the one written later wins."""
+    until: datetime | None = None
+    """A pause: the word holds only before this instant; after it, the customer's earlier word applies again."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def decide(
     rendered: Rendered,
     rules: Rules,
     now: datetime,
+    topic: str | None = None,
 ) -> Verdict:
     """What to do with ``channel`` of ``send`` at ``now``.
 
@@ -200,9 +203,16 @@ def decide(
             and reachability still hold.
         promotional_sent: the customer's promotional messages sent or begun within the cap's window ahead of
             this one (``activities.caps.promotional_count``); read only for a promotional send not yet begun.
+        topic: the brand's topic the message belongs to (``journeys/brand/preferences.yaml``), if any: the
+            customer's word on it counts with their word on the category.
     """
     refusal = unconsented(
-        consents, channel, send.category, promotional_requires_opt_in=rules.promotional_requires_opt_in
+        consents,
+        channel,
+        send.category,
+        promotional_requires_opt_in=rules.promotional_requires_opt_in,
+        topic=topic,
+        now=now,
     )
     if refusal is None and send.category == "promotional" and profile.traits.get("promotional_paused"):
         # The brand's own word (the lifecycle pauses promotions for a lost customer), not the customer's.
@@ -231,18 +241,37 @@ def decide(
 
 
 def unconsented(
-    consents: Collection[ConsentWord], channel: str, category: str, *, promotional_requires_opt_in: bool
+    consents: Collection[ConsentWord],
+    channel: str,
+    category: str,
+    *,
+    promotional_requires_opt_in: bool,
+    topic: str | None = None,
+    now: datetime | None = None,
+    include_pauses: bool = True,
 ) -> str | None:
-    """Why the customer's word forbids ``category`` on ``channel``, or None when it allows it.
+    """Why the customer's word forbids ``category`` (of ``topic``) on ``channel``, or None when it allows it.
 
-    Their latest word on a scope that covers both wins (``*`` covers every channel or category), so an
-    unsubscribe holds until a later grant. With no word at all, transactional may go, and promotional too
-    unless an opt-in is required.
+    Their latest word on a scope that covers the send wins: its channel or ``*``, its category, its topic or
+    ``*``; so an unsubscribe holds until a later grant, and a topic's word narrows its category's. A pause (a
+    word with ``until``) covers the send only before ``until`` (``include_pauses=False`` leaves pauses out).
+    With no word at all, transactional may go, and promotional too unless an opt-in is required.
     """
-    covering = [w for w in consents if w.channel in (channel, "*") and w.category in (category, "*")]
+    scopes = (category, "*", topic) if topic else (category, "*")
+    covering = [
+        w
+        for w in consents
+        if w.channel in (channel, "*")
+        and w.category in scopes
+        and (w.until is None or (include_pauses and now is not None and now < w.until))
+    ]
     if covering:
         latest = max(covering, key=lambda w: (w.at, w.seq))
-        return None if latest.granted else f"unconsented: {channel}/{category} revoked ({latest.source})"
+        if latest.granted:
+            return None
+        if latest.until is not None:
+            return f"paused: {latest.category} paused until {latest.until:%Y-%m-%d} ({latest.source})"
+        return f"unconsented: {channel}/{topic or category} revoked ({latest.source})"
     if category == "promotional" and promotional_requires_opt_in:
         return f"unconsented: no opt-in for {channel}/promotional"
     return None

@@ -101,6 +101,24 @@ class Settings(BaseSettings):
     """Largest request body the event API reads (Segment's batch limit is 500 KB)."""
     api_public_url: str | None = None
     """The API's URL as providers call it (behind a proxy): Twilio signs the URL it called."""
+    # The customer's own say (issue 16): signed links, the preference center, SMS HELP.
+    link_keys: str = ""
+    """Comma-separated secrets that sign customer links (unsubscribe, preferences), newest first: the first signs,
+    all verify, so a key is rotated by putting a new one in front. Empty: ``link_key_file``."""
+    link_key_file: Path | None = None
+    """Where the link key is kept when ``link_keys`` is empty; ``<data_dir>/links.key`` (written when missing)."""
+    link_ttl_days: int = Field(default=400, ge=1)
+    """How long an unsubscribe or preferences link works: longer than mail sits in an inbox (the law asks 30
+    days at least); a page reached by an expired link says so and nothing changes."""
+    links_url: str | None = None
+    """The public base URL of the preference center (the event API as customers reach it); else
+    ``api_public_url``, else ``http://<api_host>:<api_port>``."""
+    unsubscribe_mailto: str | None = None
+    """An address for ``List-Unsubscribe``'s mailto form (``unsubscribe@brand.example``); left out when unset."""
+    preferences_templates_dir: Path | None = None
+    """A folder of jinja2 page templates that override the preference center's own (same file names)."""
+    sms_help_text: str = "Journeys: reply STOP to stop texts, START to resume. Msg&data rates may apply."
+    """The answer to an SMS HELP (or INFO) keyword: the brand's name and how to stop."""
     email_webhook_secret: str | None = None
     """The email provider's webhook signing secret (Resend/Svix ``whsec_...``) for receipts."""
     codec_keys: str = ""
@@ -150,6 +168,19 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'journeys.db'}"
+
+    @property
+    def link_base_url(self) -> str:
+        return (self.links_url or self.api_public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def link_key_path(self) -> Path:
+        return self.link_key_file or self.data_dir / "links.key"
+
+    @property
+    def preferences_file(self) -> Path:
+        """The brand's topics and preference center choices (``journeys/brand/preferences.yaml``); optional."""
+        return self.journeys_dir / "brand" / "preferences.yaml"
 
     @property
     def templates_dir(self) -> Path:

@@ -23,6 +23,8 @@ COMMANDS = (
     "dev",
     "api",
     "identify",
+    "consent",
+    "customers",
     "describe",
     "replay",
     "demo",

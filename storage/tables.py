@@ -63,11 +63,25 @@ class Consent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(index=True, max_length=200)
     channel: str = Field(default="*", max_length=20)
-    category: str = Field(default="*", max_length=20)
+    category: str = Field(default="*", max_length=64)
+    """``transactional``, ``promotional``, a topic the brand declares (``journeys/brand/preferences.yaml``) or ``*``."""
     granted: bool
     source: str = Field(default="api", max_length=40)
     """Where it came from (``sms_stop``, ``unsubscribe_link``, ``api``, ``bounce``): the audit trail."""
     at: datetime = Field(default_factory=_now)
+    until: datetime | None = None
+    """A pause (issue 16): the row holds until then, and the customer's earlier word applies again after."""
+
+
+class LinkReference(SQLModel, table=True):
+    """The opaque reference signed links carry instead of the customer id (which may be an email address).
+
+    One per customer, random; erasure deletes it, so every link in old mail stops working.
+    """
+
+    ref: str = Field(primary_key=True, max_length=40)
+    customer_id: str = Field(unique=True, max_length=200)
+    created_at: datetime = Field(default_factory=_now)
 
 
 IDENTITY_VALUE_MAX = 400

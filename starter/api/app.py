@@ -30,8 +30,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
+from activities.links import customer_links
 from analytics.api import ReportContext, report_router
 from contracts.errors import AccessDenied, InputError, NotConfigured
+from journeymap.preferences import load_preferences
 from runtime.codec import CodecError
 from runtime.settings import Settings
 from starter.api import errors
@@ -46,6 +48,8 @@ from starter.api.models import (
     MessageResult,
     TrackMessage,
 )
+from starter.api.preferences import PreferencePages, preferences_router
+from starter.api.privacy import customers_router
 from starter.api.services import ApiServices, app_services, get_services, open_services
 from starter.api.webhooks import webhook_router
 
@@ -171,6 +175,18 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         return await _codec(request, services, encode=False)
 
     app.include_router(webhook_router(settings))
+    catalog = load_preferences(settings.preferences_file)
+    app.include_router(customers_router(settings, catalog))
+    app.include_router(
+        preferences_router(
+            PreferencePages(
+                catalog,
+                customer_links(settings),
+                settings.delivery.promotional_requires_opt_in,
+                settings.preferences_templates_dir,
+            )
+        )
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

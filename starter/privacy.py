@@ -1,0 +1,96 @@
+"""Data-subject requests end to end: export a customer's data, or forget them (journeys ended first).
+
+A forgotten customer's journeys are **terminated**, not signalled. Termination takes effect on the server at
+once, whatever the journey is doing (waiting out quiet hours, retrying a send, asleep for a month), needs no
+worker to be up and no workflow code to react, and so cannot race a send the way a signal handled at the
+journey's next task could; it changes no workflow code, so recorded histories replay as before, and costs one
+call per journey. The reason given is ``erasure request``, no personal data. What the histories hold (encrypted
+when a codec key is set) is deleted by the namespace's retention period after the journey closes.
+
+Journeys are found by visibility (``JourneyCustomerId``), plus every id the database knows (the ledger's keys,
+the report's runs) and the keyless ids the catalog implies, so the time-skipping server (no visibility) and a
+journey that never sent anything are covered too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.privacy import export_customer, forget_customer, journey_ids_of
+from contracts import search_attributes as sa
+from contracts.ids import journey_workflow_id
+from journeymap import JourneyMap
+
+ERASURE_REASON = "erasure request"
+
+
+async def journeys_of(client: Client, engine: Engine, catalog: dict[str, JourneyMap], customer_id: str) -> set[str]:
+    """Every journey workflow id of ``customer_id`` that Temporal or the database knows of (may not exist)."""
+    found = await asyncio.to_thread(journey_ids_of, engine, customer_id)
+    found |= {journey_workflow_id(name, customer_id) for name in catalog}
+    quoted = customer_id.replace("\\", "\\\\").replace("'", "\\'")
+    try:
+        async for execution in client.list_workflows(f"{sa.CUSTOMER_ID.name} = '{quoted}'"):
+            found.add(execution.id)
+    except RPCError as exc:
+        # The time-skipping test server has no visibility store; the database's ids stand alone there.
+        if exc.status not in (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.INVALID_ARGUMENT):
+            raise
+    return found
+
+
+async def journey_statuses(client: Client, workflow_ids: set[str]) -> dict[str, str]:
+    """``workflow id -> Temporal status`` (``RUNNING``, ``COMPLETED``, ``TERMINATED``...) of those that exist."""
+    statuses: dict[str, str] = {}
+    for workflow_id in sorted(workflow_ids):
+        try:
+            described = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                continue
+            raise
+        status = described.status
+        statuses[workflow_id] = status.name if status is not None else "UNKNOWN"
+    return statuses
+
+
+async def export(client: Client, engine: Engine, catalog: dict[str, JourneyMap], customer_id: str) -> dict[str, Any]:
+    """The database's export with each journey's state as Temporal has it."""
+    data = await asyncio.to_thread(export_customer, engine, customer_id)
+    ids = await journeys_of(client, engine, catalog, customer_id)
+    statuses = await journey_statuses(client, ids)
+    known = {j["workflow_id"] for j in data["journeys"]}
+    for journey in data["journeys"]:
+        journey["temporal_status"] = statuses.get(journey["workflow_id"])
+    data["journeys"] += [
+        {"workflow_id": wid, "temporal_status": status} for wid, status in sorted(statuses.items()) if wid not in known
+    ]
+    return data
+
+
+async def forget(client: Client, engine: Engine, catalog: dict[str, JourneyMap], customer_id: str) -> dict[str, Any]:
+    """End the customer's running journeys, then erase them from the database (``activities.privacy``).
+
+    Journeys first: a journey still running after its customer's profile went could still send (to nobody, but
+    with a new ledger row). Safe to repeat: a second call finds nothing running and nothing left to remove.
+    """
+    ended: list[str] = []
+    for workflow_id in sorted(await journeys_of(client, engine, catalog, customer_id)):
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            described = await handle.describe()
+            if described.status != WorkflowExecutionStatus.RUNNING:
+                continue
+            await handle.terminate(reason=ERASURE_REASON)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:  # never ran, or closed between describe and terminate
+                continue
+            raise
+        ended.append(workflow_id)
+    counts = await asyncio.to_thread(forget_customer, engine, customer_id)
+    return {"customer_id": customer_id, "journeys_ended": ended, **counts}
