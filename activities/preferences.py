@@ -8,6 +8,7 @@ what the next send will do. A change writes one ``Consent`` row per choice that 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -168,3 +169,43 @@ def consent_history(engine: Engine, *, customer_id: str | None = None, since: da
         query = query.where(Consent.at >= since)
     with Session(engine) as session:
         return list(session.exec(query.order_by(col(Consent.at), col(Consent.id))))
+
+
+CONSENT_TRAIT = "consent"
+"""The identify trait a backend passes consent in (Segment-style): ``{"email": {"promotional": false},
+"sms": true}``. It becomes consent rows (source ``identify``), never a profile trait."""
+
+_CHANNELS = ("*", "email", "sms", "push", "voice", "webhook")
+_SCOPE = r"^(\*|[a-z][a-z0-9_]{0,47})$"
+
+
+def consent_from_traits(value: object) -> list[tuple[str, str, bool]]:
+    """``(channel, category or topic, granted)`` for each word in a ``consent`` trait; ``ValueError`` naming
+    the first malformed entry. A channel maps to a yes/no for all its categories, or to categories' yes/no."""
+    if not isinstance(value, Mapping):
+        raise ValueError("consent: an object of channel -> true/false or {category: true/false}")
+    words: list[tuple[str, str, bool]] = []
+    for channel, given in value.items():
+        if channel not in _CHANNELS:
+            raise ValueError(f"consent.{channel}: not a channel ({', '.join(_CHANNELS)})")
+        if isinstance(given, bool):
+            words.append((channel, "*", given))
+            continue
+        if not isinstance(given, Mapping):
+            raise ValueError(f"consent.{channel}: true, false, or {{category: true/false}}")
+        for scope, granted in given.items():
+            if not isinstance(granted, bool) or not re.match(_SCOPE, str(scope)):
+                raise ValueError(f"consent.{channel}.{scope}: a category or topic name, with true or false")
+            words.append((channel, str(scope), granted))
+    return words
+
+
+def record_words(engine: Engine, customer_id: str, words: list[tuple[str, str, bool]], *, source: str) -> None:
+    """Record several words at one time, in the order given (a later one wins over an earlier broader one)."""
+    at = datetime.now(UTC)
+    with Session(engine) as session:
+        for channel, scope, granted in words:
+            session.add(
+                Consent(customer_id=customer_id, channel=channel, category=scope, granted=granted, source=source, at=at)
+            )
+        session.commit()

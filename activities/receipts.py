@@ -30,9 +30,23 @@ from storage.tables import Customer, CustomerIdentity, Delivery
 ReceiptStatus = Literal["delivered", "failed", "bounced", "opened", "clicked", "complained"]
 RECEIPT_STATUSES: tuple[str, ...] = ("delivered", "failed", "bounced", "opened", "clicked", "complained")
 
-#: SMS keywords carriers and CTIA guidelines require honouring at once.
+#: SMS keywords carriers and CTIA guidelines require honouring at once (compared without spaces or punctuation,
+#: so "Stop." and "opt out" count).
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+
+def sms_keyword(body: str) -> Literal["stop", "start", "help"] | None:
+    """The keyword an inbound SMS is, if it is one: the whole message, case, spaces and punctuation aside."""
+    word = "".join(c for c in body.upper() if c.isalnum())
+    if word in STOP_WORDS:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    if word in HELP_WORDS:
+        return "help"
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,24 +107,22 @@ def apply_receipt(engine: Engine, receipt: Receipt) -> ReceiptEvent | None:
 def apply_inbound_sms(
     engine: Engine, from_number: str, body: str, *, message_id: str | None = None
 ) -> ReceiptEvent | None:
-    """An SMS from a customer: STOP (and its synonyms) revokes SMS at once, START grants it again.
+    """An SMS from a customer: STOP (and its synonyms) revokes SMS at once, START grants it again; HELP changes
+    nothing (the webhook answers it with the brand's help text, :func:`sms_keyword`).
 
-    Returns an ``sms_stop`` / ``sms_start`` / ``sms_received`` event for the customer, or None when the number
-    belongs to no customer. The message text is not put in the event (it is the customer's words). Pass the
-    provider's ``message_id`` (Twilio's ``MessageSid``) so a redelivered webhook is one event.
+    Returns an ``sms_stop`` / ``sms_start`` / ``sms_help`` / ``sms_received`` event for the customer, or None
+    when the number belongs to no customer. The message text is not put in the event (it is the customer's
+    words). Pass the provider's ``message_id`` (Twilio's ``MessageSid``) so a redelivered webhook is one event.
     """
     customer_id = customer_by_phone(engine, from_number)
     if customer_id is None:
         return None
-    word = body.strip().upper()
-    if word in STOP_WORDS:
+    keyword = sms_keyword(body)
+    if keyword == "stop":
         set_consent(engine, customer_id, channel="sms", granted=False, source="sms_stop")
-        kind = "sms_stop"
-    elif word in START_WORDS:
+    elif keyword == "start":
         set_consent(engine, customer_id, channel="sms", granted=True, source="sms_start")
-        kind = "sms_start"
-    else:
-        kind = "sms_received"
+    kind = f"sms_{keyword}" if keyword else "sms_received"
     now = datetime.now(UTC)
     return ReceiptEvent(
         customer_id,

@@ -3,6 +3,8 @@
     DeliveryError                 (contracts.errors: a family of the one tree)
      +-- RetryableDeliveryError   timeouts, connection errors, 429, 5xx: try again (after Retry-After)
      +-- PermanentDeliveryError   invalid number, hard bounce, unsubscribed at the provider: never retry
+          +-- AddressGone         the address itself is dead (a push token the provider reports unregistered):
+                                  the delivery activity drops it from the profile
 
 Providers translate their library's and HTTP errors into these at the boundary; the delivery activity turns
 them into ledger states and Temporal errors. The class names reach Temporal as error types (the journey's retry
@@ -31,6 +33,14 @@ class RetryableDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """The provider refused this message for good; trying again cannot help."""
+
+
+class AddressGone(PermanentDeliveryError):
+    """The provider says the address no longer exists (FCM ``UNREGISTERED``): keep no more sends going to it."""
+
+    def __init__(self, message: str, *, address: str) -> None:
+        super().__init__(message)
+        self.address = address
 
 
 @dataclass(frozen=True)

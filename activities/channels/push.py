@@ -9,6 +9,7 @@ from __future__ import annotations
 import httpx
 
 from activities.channels.base import (
+    AddressGone,
     OutgoingMessage,
     PermanentDeliveryError,
     ProviderReceipt,
@@ -44,6 +45,9 @@ class FcmProvider:
             headers={"Authorization": f"Bearer {s.fcm_access_token}"} if s.fcm_access_token else {},
         )
         raise_for_transient(response, self.name)
+        if response.status_code >= 400 and _error_code(response) == "UNREGISTERED":
+            # The app was uninstalled, or the token rotated: this token will never work again.
+            raise AddressGone(f"{self.name}: device token unregistered ({response.status_code})", address=message.to)
         if response.status_code >= 400:
             # 404 UNREGISTERED (the app is gone from the device), 400 INVALID_ARGUMENT, 403 SENDER_ID_MISMATCH.
             raise PermanentDeliveryError(f"{self.name}: rejected ({response.status_code}, {_status(response)})")
@@ -55,3 +59,12 @@ def _status(response: httpx.Response) -> str:
         return str(response.json()["error"]["status"])
     except (ValueError, KeyError, TypeError):
         return "?"
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """FCM v1's own code (``UNREGISTERED``, ``INVALID_ARGUMENT``...), in the error's ``FcmError`` detail."""
+    try:
+        details = response.json()["error"].get("details", [])
+        return next((str(d["errorCode"]) for d in details if isinstance(d, dict) and "errorCode" in d), None)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -146,7 +146,7 @@ class Bookkeeping:
                         self.engine,
                         user_id=message.user_id,
                         anonymous_id=message.anonymous_id,
-                        traits=message.traits if isinstance(message, IdentifyMessage) else None,
+                        traits=message.profile_traits() if isinstance(message, IdentifyMessage) else None,
                     )
                 except Exception as error:
                     found.append(error)

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from activities.preferences import record_words
 from contracts.events import JourneyEvent
 from starter.api.bookkeeping import Handled
 from starter.api.errors import field_errors, refuse
@@ -60,6 +61,9 @@ class Ingestion:
         if known.first is not None:
             return known.first.model_copy(update={"duplicate": True})
         customer_id = known.customer_id
+        if isinstance(message, IdentifyMessage) and (words := message.consent_words()):
+            # Before the answer, so a send right after the backend's identify already reads the new word.
+            await asyncio.to_thread(record_words, services.engine, customer_id, words, source="identify")
         reached: list[JourneyReached] = []
         event: JourneyEvent | None = None
         if isinstance(message, TrackMessage):

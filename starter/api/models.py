@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from activities.preferences import CONSENT_TRAIT, consent_from_traits
 from starter.api.identities import TRAIT_IDENTITIES
 from storage.tables import IDENTITY_VALUE_MAX
 
@@ -117,7 +118,16 @@ class IdentifyMessage(_Message):
             value = traits.get(name)
             if isinstance(value, str) and (len(value) > IDENTITY_VALUE_MAX or "\x00" in value):
                 raise ValueError(f"{name}: at most {IDENTITY_VALUE_MAX} characters, and no NUL character")
+        if CONSENT_TRAIT in traits:
+            consent_from_traits(traits[CONSENT_TRAIT])  # a malformed one is a 422 naming the entry
         return traits
+
+    def profile_traits(self) -> dict[str, Any]:
+        """The traits kept on the profile: all but ``consent``, which becomes consent rows."""
+        return {k: v for k, v in self.traits.items() if k != CONSENT_TRAIT}
+
+    def consent_words(self) -> list[tuple[str, str, bool]]:
+        return consent_from_traits(self.traits[CONSENT_TRAIT]) if CONSENT_TRAIT in self.traits else []
 
 
 def _message_type(value: Any) -> str | None:

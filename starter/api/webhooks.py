@@ -1,7 +1,8 @@
 """Provider webhooks: delivery receipts and inbound SMS, verified by the provider's own signature scheme.
 
 - ``POST /webhooks/twilio/status``: Twilio message/call status callbacks (``X-Twilio-Signature``).
-- ``POST /webhooks/twilio/inbound``: an SMS from a customer; STOP unsubscribes at once (``X-Twilio-Signature``).
+- ``POST /webhooks/twilio/inbound``: an SMS from a customer; STOP unsubscribes at once, START resubscribes, HELP
+  is answered with ``JOURNEYS_SMS_HELP_TEXT`` (``X-Twilio-Signature``).
 - ``POST /webhooks/email``: Resend events (Svix headers ``svix-id``, ``svix-timestamp``, ``svix-signature``).
 
 An endpoint whose provider secret is not configured answers 404: nobody can feed receipts into a deployment
@@ -19,6 +20,7 @@ import hmac
 import json
 import time
 from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape as xml_escape
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -29,6 +31,7 @@ from activities.receipts import (
     apply_receipt,
     parse_resend_event,
     parse_twilio_status,
+    sms_keyword,
     verify_twilio_signature,
 )
 from contracts.errors import AccessDenied, InputError, NotConfigured
@@ -96,13 +99,21 @@ def webhook_router(settings: Settings) -> APIRouter:
 
     @router.post("/twilio/inbound")
     async def twilio_inbound(request: Request) -> Response:
-        """An SMS from a customer: STOP revokes SMS consent at once. Answers empty TwiML (no auto-reply)."""
+        """An SMS from a customer: STOP revokes SMS consent at once, START restores it, HELP is answered with
+        the brand's help text (TwiML ``<Message>``); anything else gets empty TwiML (no auto-reply)."""
         form = await _twilio_form(request)
         engine = get_services(request).engine
+        body = form.get("Body", "")
         found = await asyncio.to_thread(
-            apply_inbound_sms, engine, form.get("From", ""), form.get("Body", ""), message_id=form.get("MessageSid")
+            apply_inbound_sms, engine, form.get("From", ""), body, message_id=form.get("MessageSid")
         )
         await _deliver(request, found)
+        if sms_keyword(body) == "help":
+            # Answered whoever asks: carriers require HELP to work for any number, customer or not.
+            return Response(
+                f"<Response><Message>{xml_escape(settings.sms_help_text)}</Message></Response>",
+                media_type="application/xml",
+            )
         return Response("<Response/>", media_type="application/xml")
 
     @router.post("/email")
