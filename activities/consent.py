@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from activities.decision import ConsentWord, Profile, unconsented
-from storage.tables import Consent, Customer
+from storage.tables import Consent, Customer, CustomerIdentity
 
 
 def zone_for(name: object, default: str) -> ZoneInfo:
@@ -98,3 +98,26 @@ def set_consent(
         session.commit()
         session.refresh(row)
     return row
+
+
+def drop_address(engine: Engine, customer_id: str, channel: str, address: str) -> None:
+    """Remove a dead push token from the profile (every trait that holds it) and from the identities."""
+    if channel != "push":
+        return
+    with Session(engine) as session:
+        customer = session.get(Customer, customer_id)
+        if customer is not None:
+            traits = dict(customer.traits)
+            for name in ("push_token", "device_token"):
+                if traits.get(name) == address:
+                    del traits[name]
+            tokens = traits.get("device_tokens")
+            if isinstance(tokens, list):
+                traits["device_tokens"] = [t for t in tokens if t != address]
+            customer.traits = traits
+            customer.updated_at = datetime.now(UTC)
+            session.add(customer)
+        identity = session.get(CustomerIdentity, ("device_token", address))
+        if identity is not None and identity.customer_id == customer_id:
+            session.delete(identity)
+        session.commit()

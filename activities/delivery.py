@@ -15,6 +15,11 @@ mode is ``first``), the activity:
    provider's Retry-After;
 3. moves on to the next channel while ``activities.decision.goes_on`` says so.
 
+Every template gets the customer's signed ``unsubscribe_url`` (for this channel and the message's topic, or its
+category) and ``preferences_url`` (``activities.links``); a promotional email also carries them as RFC 8058
+headers (``List-Unsubscribe``, ``List-Unsubscribe-Post``) through whichever email provider sends it. A provider
+reporting a push token unregistered (``AddressGone``) fails that send and drops the token from the profile.
+
 The embedded default provider for every channel is the outbox: the rendered message is the ledger row, and
 ``journeys outbox`` shows it. docs/delivery.md says which crash window remains for providers that take no key.
 """
@@ -25,6 +30,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -35,6 +41,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels.base import (
+    AddressGone,
     ChannelProvider,
     OutgoingMessage,
     PermanentDeliveryError,
@@ -46,12 +53,14 @@ from activities.channels.push import FcmProvider
 from activities.channels.smtp import SmtpProvider
 from activities.channels.twilio import TwilioProvider
 from activities.channels.webhook_channel import WebhookProvider
-from activities.consent import load_profile
+from activities.consent import drop_address, load_profile
 from activities.decision import Profile, Rendered, Rules, channel_order, goes_on
 from activities.ledger import Draft, Ledger, Ready
+from activities.links import CustomerLinks, ephemeral_links, reference_for
 from activities.rendering import TemplateRenderer, sms_segments
 from contracts.activities import ChannelOutcome, SendMessageInput, SendMessageResult
 from contracts.errors import ConfigurationError
+from journeymap.preferences import PreferenceCatalog
 from runtime.settings import DeliverySettings
 
 
@@ -96,15 +105,22 @@ class DeliveryActivities:
         settings: DeliverySettings | None = None,
         providers: Mapping[str, ChannelProvider] | None = None,
         clock: Callable[[], datetime] | None = None,
+        links: CustomerLinks | None = None,
+        preferences: PreferenceCatalog | None = None,
     ) -> None:
         """``providers`` and ``clock`` are seams for tests; by default they come from ``settings``, and the
-        clock is the later of the wall clock and the server's time for the attempt (see :func:`_now`)."""
+        clock is the later of the wall clock and the server's time for the attempt (see :func:`_now`).
+        ``links`` signs the customer's links: a worker passes the deployment's (``workers/worker.py``), so the
+        API verifies them; without it they are signed with a key of this process alone (tests, tools).
+        ``preferences`` is the brand's catalog, whose topics a template may belong to."""
         self._clock = clock or _now
         self._engine = engine
         self._renderer = renderer
         self._settings = settings or DeliverySettings()
         self._providers = dict(providers) if providers is not None else build_providers(http, self._settings)
         self._ledger = Ledger(engine, Rules.from_settings(self._settings))
+        self._links = links or ephemeral_links()
+        self._catalog = preferences or PreferenceCatalog()
 
     @activity.defn(name="send_message")
     async def send_message(self, input: SendMessageInput) -> SendMessageResult:
@@ -113,12 +129,13 @@ class DeliveryActivities:
 
     async def _send_message(self, input: SendMessageInput) -> SendMessageResult:
         now = self._clock()
-        profile = await asyncio.to_thread(self._profile, input.customer_id)
+        profile, ref = await asyncio.to_thread(self._profile, input.customer_id)
+        links = _SendLinks(self._links, ref, self._catalog.topic_of(input.template) or input.category, now)
         outcomes: list[ChannelOutcome] = []
         retry: RetryableDeliveryError | None = None
         for channel in channel_order(input, profile):
             try:
-                outcome = await self._deliver(input, channel, profile, now)
+                outcome = await self._deliver(input, channel, profile, links, now)
             except RetryableDeliveryError as exc:
                 if input.mode == "first":
                     # A passing fault is no reason to fall back to a channel the customer likes less.
@@ -133,17 +150,26 @@ class DeliveryActivities:
             raise _retryable(retry) from retry
         return SendMessageResult(outcomes=outcomes)
 
-    def _profile(self, customer_id: str) -> Profile:
+    def _profile(self, customer_id: str) -> tuple[Profile, str]:
+        """The profile, and the customer's link reference (made on their first message)."""
         with Session(self._engine) as session:
-            return load_profile(session, customer_id, default_timezone=self._settings.default_timezone)
+            profile = load_profile(session, customer_id, default_timezone=self._settings.default_timezone)
+            return profile, reference_for(session, customer_id)
 
-    async def _deliver(self, input: SendMessageInput, channel: str, profile: Profile, now: datetime) -> ChannelOutcome:
+    async def _deliver(
+        self, input: SendMessageInput, channel: str, profile: Profile, links: _SendLinks, now: datetime
+    ) -> ChannelOutcome:
         # Database work blocks: it runs in a thread, off the event loop the workflows share.
-        begun = await asyncio.to_thread(self._begin, input, channel, profile, now)
+        begun = await asyncio.to_thread(self._begin, input, channel, profile, links, now)
         if isinstance(begun, ChannelOutcome):
             return begun
         try:
-            receipt = await self._providers[channel].send(self._message(input, begun, profile))
+            receipt = await self._providers[channel].send(self._message(input, begun, profile, links))
+        except AddressGone as exc:
+            # The token is dead for every journey: drop it so none of them keeps sending to it.
+            await asyncio.to_thread(drop_address, self._engine, input.customer_id, channel, exc.address)
+            await asyncio.to_thread(self._ledger.failed, begun.row_id, str(exc), now)
+            return ChannelOutcome(channel=channel, status="failed", reason=str(exc))
         except PermanentDeliveryError as exc:
             await asyncio.to_thread(self._ledger.failed, begun.row_id, str(exc), now)
             return ChannelOutcome(channel=channel, status="failed", reason=str(exc))
@@ -155,17 +181,20 @@ class DeliveryActivities:
         )
         return ChannelOutcome(channel=channel, status="sent", provider_message_id=receipt.message_id)
 
-    def _begin(self, input: SendMessageInput, channel: str, profile: Profile, now: datetime) -> ChannelOutcome | Ready:
+    def _begin(
+        self, input: SendMessageInput, channel: str, profile: Profile, links: _SendLinks, now: datetime
+    ) -> ChannelOutcome | Ready:
         provider = self._providers.get(channel)
-        rendered = self._render(input, channel, profile)
+        rendered = self._render(input, channel, profile, links)
         name = provider.name if provider is not None else None
-        return self._ledger.begin(Draft(input, channel, profile, rendered, name), now)
+        topic = links.scope if links.scope in self._catalog.topics else None
+        return self._ledger.begin(Draft(input, channel, profile, rendered, name, topic), now)
 
-    def _render(self, input: SendMessageInput, channel: str, profile: Profile) -> Rendered:
+    def _render(self, input: SendMessageInput, channel: str, profile: Profile, links: _SendLinks) -> Rendered:
         """The message's parts, or why it cannot go (a template error or an over-long SMS)."""
         if channel == "webhook":
             return Rendered({"json": json.dumps(input.variables, default=str, sort_keys=True)})
-        context = {**input.variables, "profile": profile.traits}
+        context = {**input.variables, "profile": profile.traits, **links.variables(channel)}
         try:
             content = self._renderer.render(input.template, channel, context, profile.locale)
         except ApplicationError as exc:
@@ -180,7 +209,7 @@ class DeliveryActivities:
         return Rendered(content)
 
     @staticmethod
-    def _message(input: SendMessageInput, ready: Ready, profile: Profile) -> OutgoingMessage:
+    def _message(input: SendMessageInput, ready: Ready, profile: Profile, links: _SendLinks) -> OutgoingMessage:
         metadata = {
             "journey": input.journey,
             "step": input.step,
@@ -196,7 +225,41 @@ class DeliveryActivities:
             to=ready.send.address,
             content=ready.content,
             metadata=metadata,
+            headers=links.headers(ready.send.channel) if input.category == "promotional" else {},
         )
+
+
+@dataclass(frozen=True)
+class _SendLinks:
+    """One send's links: the customer's reference, the scope an unsubscribe revokes (the message's topic, else
+    its category), and the send's clock (a token's expiry counts from it)."""
+
+    links: CustomerLinks
+    ref: str
+    scope: str
+    now: datetime
+
+    def variables(self, channel: str) -> dict[str, str]:
+        """``unsubscribe_url`` and ``preferences_url``, as every template may use them."""
+        return {
+            "unsubscribe_url": self.links.unsubscribe_url(self.ref, channel, self.scope, now=self.now),
+            "preferences_url": self.links.preferences_url(self.ref, now=self.now),
+        }
+
+    def headers(self, channel: str) -> dict[str, str]:
+        """RFC 8058 one-click unsubscribe (and RFC 2369's mailto form when configured), for promotional email.
+
+        The HTTPS link comes first: mailbox providers POST ``List-Unsubscribe=One-Click`` to it."""
+        if channel != "email":
+            return {}
+        targets = [self.links.unsubscribe_url(self.ref, channel, self.scope, now=self.now)]
+        mailto = self.links.unsubscribe_mailto(self.ref, channel, self.scope, now=self.now)
+        if mailto:
+            targets.append(mailto)
+        return {
+            "List-Unsubscribe": ", ".join(f"<{t}>" for t in targets),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
 
 
 def _now() -> datetime:

@@ -47,6 +47,8 @@ class Draft:
     rendered: Rendered
     provider: str | None
     """The name of the channel's configured provider; None when it has none."""
+    topic: str | None = None
+    """The brand's topic the message belongs to (``journeys/brand/preferences.yaml``), if any."""
 
     @property
     def key(self) -> str:
@@ -119,6 +121,7 @@ class Ledger:
             rendered=draft.rendered,
             rules=self._rules,
             now=now,
+            topic=draft.topic,
         )
         if isinstance(verdict, Defer):
             session.rollback()  # a send that waits writes nothing (a cap reservation is undone)

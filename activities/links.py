@@ -90,3 +90,9 @@ def customer_links(settings: Settings) -> CustomerLinks:
         ttl=timedelta(days=settings.link_ttl_days),
         mailto=settings.unsubscribe_mailto,
     )
+
+
+def ephemeral_links() -> CustomerLinks:
+    """Links signed with a random key of this process alone, for a delivery activity built without the
+    deployment's (tests, tools): they render, but no API verifies them."""
+    return CustomerLinks(LinkSigner([secrets.token_bytes(32)]), "http://127.0.0.1:8000", timedelta(days=400))

@@ -9,7 +9,8 @@
           es: {email: {...}, push: {...}}     # any part missing here falls back to the default
 
 Parts are jinja2 templates over the same names as map expressions (``profile``, ``trigger``, ``event``,
-``vars``, ``journey``). Rendering is a side effect's business (activities); this module only loads and checks,
+``vars``, ``journey``), plus the customer's signed links ``unsubscribe_url`` and ``preferences_url``
+(:data:`LINK_NAMES`); a promotional email must give ``unsubscribe_url`` in each of its parts. Rendering is a side effect's business (activities); this module only loads and checks,
 so a missing template or an unknown variable fails ``journeys validate``, not a customer's send.
 """
 
@@ -35,6 +36,10 @@ CHANNEL_PARTS: dict[str, tuple[str, ...]] = {
     "voice": ("text",),
     "webhook": (),
 }
+
+
+LINK_NAMES = frozenset({"unsubscribe_url", "preferences_url"})
+"""The customer's signed links every template may use (``activities.delivery`` gives them)."""
 
 
 class _Model(BaseModel):
@@ -100,9 +105,16 @@ _CHECK_ENV = ImmutableSandboxedEnvironment()
 
 
 def check_template(
-    templates_dir: Path, name: str, channels: list[str], variables: set[str], *, source: str, path: str
+    templates_dir: Path,
+    name: str,
+    channels: list[str],
+    variables: set[str],
+    *,
+    source: str,
+    path: str,
+    category: str = "transactional",
 ) -> list[MapError]:
-    """Problems with template ``name`` as used by a send step over ``channels``, located at ``path``."""
+    """Problems with template ``name`` as used by a send step of ``category`` over ``channels``, at ``path``."""
     file = templates_dir / f"{name}.yaml"
     if not file.is_file():
         return [MapError(source, path, f"template {name!r} not found (looked for {file})")]
@@ -116,7 +128,7 @@ def check_template(
         return [MapError(source, path, f"template {name!r}: {file.name}: {where}: {first['msg']}")]
     errors: list[MapError] = []
     # What a send gives its template (activities/delivery.py): the expression names but ``now``.
-    allowed = (set(CONTEXT_NAMES) - {"now"}) | set(FUNCTIONS)
+    allowed = (set(CONTEXT_NAMES) - {"now"}) | set(FUNCTIONS) | LINK_NAMES
     for channel in channels:
         if not CHANNEL_PARTS[channel]:
             continue
@@ -137,6 +149,15 @@ def check_template(
                 except TemplateSyntaxError as exc:
                     errors.append(MapError(source, path, f"{where}: line {exc.lineno}: {exc.message}"))
                     continue
+                if category == "promotional" and channel == "email" and part != "subject" and "unsubscribe_url" not in names:
+                    # Gmail and Yahoo require it of bulk senders, and the law of every market we know.
+                    errors.append(
+                        MapError(
+                            source,
+                            path,
+                            f"{where}: a promotional email needs an unsubscribe link: add {{{{ unsubscribe_url }}}}",
+                        )
+                    )
                 unknown = sorted(names - allowed)
                 if unknown:
                     suggestion = did_you_mean(unknown[0], allowed)

@@ -14,9 +14,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.delivery import DeliveryActivities
+from activities.links import customer_links
 from activities.profiles import ProfileActivities
 from activities.rendering import TemplateRenderer
 from activities.webhooks import WebhookActivities
+from journeymap.preferences import load_preferences
 from runtime.settings import Settings
 from workflows.journey import JourneyWorkflow
 
@@ -42,7 +44,12 @@ async def journey_worker(
     """A worker for ``task_queue`` (the configured one by default), running until the context exits."""
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
         delivery = DeliveryActivities(
-            engine, TemplateRenderer(settings.templates_dir), http=http, settings=settings.delivery
+            engine,
+            TemplateRenderer(settings.templates_dir),
+            http=http,
+            settings=settings.delivery,
+            links=customer_links(settings),
+            preferences=load_preferences(settings.preferences_file),
         )
         profiles = ProfileActivities(engine)
         webhooks = WebhookActivities(http)

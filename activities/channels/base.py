@@ -58,6 +58,9 @@ class OutgoingMessage:
     content: dict[str, str]
     metadata: dict[str, str] = field(default_factory=dict)
     """Journey, step, template, category, customer id: no personal data."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Email headers the message must carry (``List-Unsubscribe``, ``List-Unsubscribe-Post`` on promotional
+    email); every email provider passes them on."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ class HttpEmailProvider:
 
     async def send(self, message: OutgoingMessage) -> ProviderReceipt:
         s = self._settings
-        body = {
+        body: dict[str, object] = {
             "from": s.email_from,
             "to": [message.to],
             "subject": message.content["subject"],
@@ -37,6 +37,8 @@ class HttpEmailProvider:
         }
         if "html" in message.content:  # left out, the provider sends text/plain only
             body["html"] = message.content["html"]
+        if message.headers:  # List-Unsubscribe and List-Unsubscribe-Post on promotional mail
+            body["headers"] = dict(message.headers)
         response = await post(
             self._http,
             self.name,

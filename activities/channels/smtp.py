@@ -41,6 +41,8 @@ class SmtpProvider:
         email["Subject"] = message.content["subject"]
         email["Message-ID"] = message_id_for(message.idempotency_key)
         email["X-Journeys-Idempotency-Key"] = message.idempotency_key
+        for name, value in message.headers.items():
+            email[name] = value
         email.set_content(message.content["text"])
         if "html" in message.content:
             email.add_alternative(message.content["html"], subtype="html")

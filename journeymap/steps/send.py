@@ -77,6 +77,7 @@ class Send(StepKind[SendStep]):
             set(journey.variables),
             source=source,
             path=f"{path}.send.template",
+            category=spec.category,
         )
 
     def label(self, step: SendStep) -> list[str]:
