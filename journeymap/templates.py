@@ -10,8 +10,9 @@
 
 Parts are jinja2 templates over the same names as map expressions (``profile``, ``trigger``, ``event``,
 ``vars``, ``journey``), plus the customer's signed links ``unsubscribe_url`` and ``preferences_url``
-(:data:`LINK_NAMES`); a promotional email must give ``unsubscribe_url`` in each of its parts. Rendering is a side effect's business (activities); this module only loads and checks,
-so a missing template or an unknown variable fails ``journeys validate``, not a customer's send.
+(:data:`LINK_NAMES`); a promotional email must give ``unsubscribe_url`` in its text and its HTML. Rendering is
+a side effect's business (activities); this module only loads and checks, so a missing template or an unknown
+variable fails ``journeys validate``, not a customer's send.
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ def check_template(
                 except TemplateSyntaxError as exc:
                     errors.append(MapError(source, path, f"{where}: line {exc.lineno}: {exc.message}"))
                     continue
-                if category == "promotional" and channel == "email" and part != "subject" and "unsubscribe_url" not in names:
+                needs_link = category == "promotional" and channel == "email" and part != "subject"
+                if needs_link and "unsubscribe_url" not in names:
                     # Gmail and Yahoo require it of bulk senders, and the law of every market we know.
                     errors.append(
                         MapError(

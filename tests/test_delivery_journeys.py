@@ -14,7 +14,10 @@ from testkit.harness import running_journeys, write_journeys
 
 TEMPLATES = {
     "welcome": "email:\n  subject: Welcome\n  html: <p>Welcome</p>\n  text: Welcome\n",
-    "offer": "email:\n  subject: An offer\n  html: <p>10% off</p>\n  text: 10% off\n",
+    "offer": (
+        "email:\n  subject: An offer\n  html: <p>10% off. <a href='{{ unsubscribe_url }}'>Unsubscribe</a></p>\n"
+        "  text: '10% off. Unsubscribe: {{ unsubscribe_url }}'\n"
+    ),
     "thanks": "push:\n  title: Thanks\n  body: Thanks for reading\n",
 }
 

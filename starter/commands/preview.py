@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from activities.consent import load_profile
 from activities.rendering import TemplateRenderer, sms_segments
 from contracts.errors import InputError, UsageError
-from journeymap.templates import CHANNEL_PARTS
+from journeymap.templates import CHANNEL_PARTS, LINK_NAMES
 from runtime.settings import Settings
 from starter.commands.track import parse_properties
 from storage import make_engine
@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     locale = args.locale or profile.locale
     channels = [args.channel] if args.channel else [c for c in CHANNEL_PARTS if getattr(template, c, None)]
     context = {"profile": profile.traits, "vars": variables, "trigger": {}, "event": {}, "journey": {}}
+    # Placeholders, not signed links: a preview printed in a terminal must not hand out a working one.
+    context |= {name: f"{settings.link_base_url}/{name.removesuffix('_url')}/PREVIEW" for name in LINK_NAMES}
     failed: list[str] = []
     for channel in channels:
         print(f"== {channel} ({locale or 'default locale'}) for {args.customer}")
