@@ -18,6 +18,8 @@ import asyncio
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -48,14 +50,18 @@ async def journey_statuses(client: Client, workflow_ids: set[str]) -> dict[str, 
     """``workflow id -> Temporal status`` (``RUNNING``, ``COMPLETED``, ``TERMINATED``...) of those that exist."""
     statuses: dict[str, str] = {}
     for workflow_id in sorted(workflow_ids):
+        # Raw: the SDK's describe() cannot parse the datetime search attributes the time-skipping server returns.
+        request = DescribeWorkflowExecutionRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+        )
         try:
-            described = await client.get_workflow_handle(workflow_id).describe()
+            described = await client.workflow_service.describe_workflow_execution(request)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 continue
             raise
-        status = described.status
-        statuses[workflow_id] = status.name if status is not None else "UNKNOWN"
+        status = WorkflowExecutionStatus(described.workflow_execution_info.status)
+        statuses[workflow_id] = status.name
     return statuses
 
 
@@ -81,14 +87,10 @@ async def forget(client: Client, engine: Engine, catalog: dict[str, JourneyMap],
     """
     ended: list[str] = []
     for workflow_id in sorted(await journeys_of(client, engine, catalog, customer_id)):
-        handle = client.get_workflow_handle(workflow_id)
         try:
-            described = await handle.describe()
-            if described.status != WorkflowExecutionStatus.RUNNING:
-                continue
-            await handle.terminate(reason=ERASURE_REASON)
+            await client.get_workflow_handle(workflow_id).terminate(reason=ERASURE_REASON)
         except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:  # never ran, or closed between describe and terminate
+            if exc.status == RPCStatusCode.NOT_FOUND:  # never ran, or closed already
                 continue
             raise
         ended.append(workflow_id)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
     locale = args.locale or profile.locale
     channels = [args.channel] if args.channel else [c for c in CHANNEL_PARTS if getattr(template, c, None)]
-    context = {"profile": profile.traits, "vars": variables, "trigger": {}, "event": {}, "journey": {}}
+    context: dict[str, Any] = {"profile": profile.traits, "vars": variables, "trigger": {}, "event": {}, "journey": {}}
     # Placeholders, not signed links: a preview printed in a terminal must not hand out a working one.
     context |= {name: f"{settings.link_base_url}/{name.removesuffix('_url')}/PREVIEW" for name in LINK_NAMES}
     failed: list[str] = []
