@@ -78,6 +78,8 @@ def load_preferences(path: Path) -> PreferenceCatalog:
 
 def check_preferences(path: Path, templates_dir: Path) -> list[MapError]:
     """``journeys validate``'s look at the catalog: it loads, and each topic's templates exist."""
+    if not path.is_file():
+        return []
     try:
         catalog = load_preferences(path)
     except MapValidationError as exc:

@@ -52,6 +52,8 @@ async def hooks(
         api_keys="k",
         email_webhook_secret=SVIX_SECRET,
         api_public_url="https://journeys.example",
+        sms_help_text="Pharmacy help: call 555-0100. Reply STOP to opt out.",
+        data_dir=tmp_path,
         delivery=DeliverySettings(twilio_auth_token=TOKEN),
     )
     async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
@@ -124,7 +126,7 @@ async def test_unconfigured_provider_webhooks_are_not_there(
     dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
 ) -> None:
     async with running_journeys(dev_env.client, tmp_path, task_queue, database_url=database_url) as j:
-        app = create_app(Settings(api_keys="k"), ApiServices(j.journeys, j.engine))
+        app = create_app(Settings(api_keys="k", data_dir=tmp_path), ApiServices(j.journeys, j.engine))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as http:
             assert (await http.post("/webhooks/email", content=b"{}")).status_code == 404
             assert (await http.post("/webhooks/twilio/status", content=b"")).status_code == 404
@@ -136,3 +138,36 @@ def test_svix_signature_refuses_old_timestamps() -> None:
     assert verify_svix_signature(SVIX_SECRET, headers, body)
     assert not verify_svix_signature(SVIX_SECRET, headers, body, now=time.time() + 3600)
     assert not verify_svix_signature(SVIX_SECRET, headers, b"{ }")
+
+
+async def test_sms_keywords_stop_start_and_help(hooks: tuple[httpx.AsyncClient, Journeys]) -> None:
+    http, j = hooks
+    j.add_customer("hook-kw", phone="+15550177")
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    url = "https://journeys.example/webhooks/twilio/inbound"
+
+    async def text(body: str, sid: str) -> httpx.Response:
+        form = {"From": "+15550177", "Body": body, "MessageSid": sid}
+        signed = {**headers, "X-Twilio-Signature": twilio_signature(url, form)}
+        return await http.post("/webhooks/twilio/inbound", content=urlencode(form), headers=signed)
+
+    def refusal() -> str | None:
+        with Session(j.engine) as session:
+            return consent_refusal(session, "hook-kw", "sms", "promotional", promotional_requires_opt_in=False)
+
+    assert (await text(" Stop. ", "SM-a")).text == "<Response/>"  # case, spaces and punctuation aside
+    assert refusal() == "unconsented: sms/promotional revoked (sms_stop)"
+    await text("unstop", "SM-b")
+    assert refusal() is None
+    await text("opt out", "SM-c")
+    assert refusal() is not None
+    helped = await text("HELP", "SM-d")
+    assert helped.text == "<Response><Message>Pharmacy help: call 555-0100. Reply STOP to opt out.</Message></Response>"
+    assert refusal() is not None, "HELP changes nothing"
+    stranger = {"From": "+15550999", "Body": "help", "MessageSid": "SM-e"}
+    answer = await http.post(
+        "/webhooks/twilio/inbound",
+        content=urlencode(stranger),
+        headers={**headers, "X-Twilio-Signature": twilio_signature(url, stranger)},
+    )
+    assert "<Message>" in answer.text, "carriers require HELP to be answered for any number"

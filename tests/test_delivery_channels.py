@@ -23,10 +23,13 @@ from temporalio.testing import ActivityEnvironment
 from activities.channels.webhook_channel import SIGNATURE_HEADER, verify_signature
 from activities.consent import set_consent
 from activities.delivery import DeliveryActivities
+from activities.links import CustomerLinks
 from activities.rendering import TemplateRenderer
 from contracts.activities import SendMessageInput
+from runtime.links import LinkSigner
 from runtime.settings import DeliverySettings
 from storage import Customer, Delivery, make_engine
+from storage.tables import CustomerIdentity
 from testkit.processes import free_port
 from tests.delivery_fakes import FakeProvider, provider_server
 
@@ -65,6 +68,7 @@ class Rig:
     tmp_path: Path
     database_url: str
     http: httpx.AsyncClient
+    links_mailto: str | None = None
 
     def __post_init__(self) -> None:
         templates = self.tmp_path / "templates"
@@ -87,7 +91,8 @@ class Rig:
             quiet_hours_end="00:00",
             **settings,
         )
-        return DeliveryActivities(self.engine, self.renderer, http=self.http, settings=config)
+        links = CustomerLinks(LinkSigner([b"k" * 32]), "https://prefs.example", timedelta(days=1), self.links_mailto)
+        return DeliveryActivities(self.engine, self.renderer, http=self.http, settings=config, links=links)
 
     def ledger(self) -> list[Delivery]:
         with Session(self.engine) as session:
@@ -366,3 +371,62 @@ async def test_a_slow_send_heartbeats_when_the_workflow_asks_for_it(rig: Rig, pr
     result = await env.run(acts.send_message, send_input(["email"]))
     assert result.delivered == ["email"]
     assert len(beats) >= 2
+
+
+async def test_promotional_email_carries_one_click_unsubscribe_over_smtp_and_transactional_does_not(
+    rig: Rig, smtp: tuple[_Inbox, int]
+) -> None:
+    inbox, port = smtp
+    rig.customer()
+    acts = dataclasses.replace(rig, links_mailto="unsubscribe@brand.example").activities(
+        email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port
+    )
+    await run(acts, send_input(["email"], key="promo", category="promotional"))
+    await run(acts, send_input(["email"], key="refill"))
+    promo, refill = (email.message_from_bytes(m[2], policy=email.policy.default) for m in inbox.messages)
+    https, mailto = (part.strip(" <>") for part in str(promo["List-Unsubscribe"]).split(","))
+    assert https.startswith("https://prefs.example/unsubscribe/") and ".unsub-email-promotional." in https
+    assert mailto.startswith("mailto:unsubscribe@brand.example?subject=unsubscribe%20")
+    assert promo["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "ana@example.test" not in https and "c1" not in https.split("/")[-1].split(".")[0]
+    assert refill["List-Unsubscribe"] is None and refill["List-Unsubscribe-Post"] is None
+
+
+async def test_promotional_email_carries_one_click_unsubscribe_over_the_http_provider(
+    rig: Rig, provider: FakeProvider
+) -> None:
+    rig.customer()
+    acts = rig.activities(email_provider="http", http_email_url=provider.url)
+    await run(acts, send_input(["email"], key="promo", category="promotional"))
+    await run(acts, send_input(["email"], key="refill"))
+    promo, refill = (r.json() for r in provider.requests)
+    assert promo["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert promo["headers"]["List-Unsubscribe"].startswith("<https://prefs.example/unsubscribe/")
+    assert "headers" not in refill
+
+
+async def test_a_push_token_reported_unregistered_is_dropped_from_the_profile(rig: Rig, provider: FakeProvider) -> None:
+    rig.customer(push_token="tok-dead", device_tokens=["tok-dead", "tok-live"])
+    with Session(rig.engine) as session:
+        session.add(CustomerIdentity(kind="device_token", value="tok-dead", customer_id="c1"))
+        session.commit()
+    unregistered = {
+        "error": {
+            "code": 404,
+            "status": "NOT_FOUND",
+            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}],
+        }
+    }
+    provider.answer = lambda r: (404, {}, unregistered)
+    acts = rig.activities(push_provider="fcm", fcm_url=provider.url, fcm_project_id="p")
+    result = await run(acts, send_input(["push"]))
+    assert result.outcomes[0].status == "failed" and "unregistered" in (result.outcomes[0].reason or "")
+    with Session(rig.engine) as session:
+        customer = session.get(Customer, "c1")
+        assert customer is not None
+        assert "push_token" not in customer.traits and customer.traits["device_tokens"] == ["tok-live"]
+        assert session.get(CustomerIdentity, ("device_token", "tok-dead")) is None
+    # The next push goes to the token that still works.
+    provider.answer = lambda r: (200, {}, {"name": "projects/p/messages/1"})
+    await run(acts, send_input(["push"], key="k2"))
+    assert provider.requests[-1].json()["message"]["token"] == "tok-live"

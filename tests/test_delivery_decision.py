@@ -53,9 +53,16 @@ ADDRESSES = {"email": "ana@example.test", "phone": "+15555550100", "push_token":
 
 
 def word(
-    channel: str, category: str, granted: bool, source: str = "api", *, hours_ago: float = 1, seq: int = 0
+    channel: str,
+    category: str,
+    granted: bool,
+    source: str = "api",
+    *,
+    hours_ago: float = 1,
+    seq: int = 0,
+    until: datetime | None = None,
 ) -> ConsentWord:
-    return ConsentWord(channel, category, granted, source, DAY - timedelta(hours=hours_ago), seq)
+    return ConsentWord(channel, category, granted, source, DAY - timedelta(hours=hours_ago), seq, until)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Case:
     problem: str | None = None
     now: datetime = DAY
     rules: dict[str, Any] = field(default_factory=dict)
+    topic: str | None = None
 
     def decide(self) -> Verdict:
         return decide(
@@ -86,6 +94,7 @@ class Case:
             rendered=Rendered({"text": "Hello"}, self.problem),
             rules=dataclasses.replace(RULES, **self.rules),
             now=self.now,
+            topic=self.topic,
         )
 
 
@@ -231,6 +240,57 @@ TABLE: list[tuple[str, Case, Verdict]] = [
     ("a send already begun was counted when it began", Case(category=PROMO, sent=50, pending=True), EMAIL),
     ("quiet hours before the cap", Case(category=PROMO, sent=3, now=NIGHT), Defer(MORNING)),
     ("the rendering's problem before the cap", Case(category=PROMO, sent=3, problem=TOO_LONG), Fail(TOO_LONG)),
+    # Topics a brand declares narrow a category; pauses hold until their day (issue 16).
+    (
+        "a topic's revocation covers that topic's messages",
+        Case(category=PROMO, topic="offers", consents=(word("email", "offers", False, "preference_center"),)),
+        Suppress("unconsented: email/offers revoked (preference_center)"),
+    ),
+    (
+        "and no other topic's",
+        Case(category=PROMO, topic="news", consents=(word("email", "offers", False),)),
+        EMAIL,
+    ),
+    (
+        "a later yes to a topic wins over an earlier no to its category",
+        Case(
+            category=PROMO,
+            topic="offers",
+            consents=(word("*", PROMO, False, hours_ago=2), word("email", "offers", True)),
+        ),
+        EMAIL,
+    ),
+    (
+        "a later no to the category wins over an earlier yes to a topic",
+        Case(
+            category=PROMO,
+            topic="offers",
+            consents=(word("email", "offers", True, hours_ago=2), word("*", PROMO, False)),
+        ),
+        Suppress("unconsented: email/offers revoked (api)"),
+    ),
+    (
+        "a pause holds until its day",
+        Case(category=PROMO, consents=(word("*", PROMO, False, "preference_center", until=DAY + timedelta(days=1)),)),
+        Suppress("paused: promotional paused until 2026-03-09 (preference_center)"),
+    ),
+    (
+        "after it, the earlier word applies again",
+        Case(
+            category=PROMO,
+            consents=(
+                word("email", PROMO, True, "signup", hours_ago=48),
+                word("*", PROMO, False, "preference_center", until=DAY - timedelta(minutes=1)),
+            ),
+            rules={"promotional_requires_opt_in": True},
+        ),
+        EMAIL,
+    ),
+    (
+        "a pause does not touch transactional messages",
+        Case(consents=(word("*", PROMO, False, until=DAY + timedelta(days=1)),)),
+        EMAIL,
+    ),
     (
         "paused before the cap",
         Case(category=PROMO, sent=3, traits={**ADDRESSES, "promotional_paused": True}),

@@ -33,6 +33,8 @@ TEMPLATES = {
     "bad_name": 'push: {title: "Hi {{ customer.name }}", body: b}\n',
     "bad_var": 'push: {title: t, body: "{{ vars.refills }} left"}\n',
     "typos": 'push: {title: "Hi {{ profle.first_name }}", body: "{{ vars.cont }} left"}\n',
+    "offer": 'email: {subject: s, html: "<a href=\'{{ unsubscribe_url }}\'>stop</a>", text: "{{ unsubscribe_url }}"}\n',
+    "offer_html_only_link": "email: {subject: s, html: \"<a href='{{ unsubscribe_url }}'>stop</a>\", text: t}\n",
 }
 
 
@@ -204,6 +206,42 @@ def test_template_problems_fail_validation_not_a_send(folder: Path, capsys: pyte
         "refill.yaml: steps[1].send.template: template 'email_only' has no 'push' part",
         "refill.yaml: steps[2].send.template: template 'bad_name' push.title: unknown variable 'customer'",
         "refill.yaml: steps[3].send.template: template 'bad_var' push.body: unknown variable vars.refills; declare it",
+    ]
+
+
+def test_a_promotional_email_needs_an_unsubscribe_link_in_text_and_html(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    errors = validate(
+        folder,
+        steps(
+            "{id: a, send: {channel: email, template: email_only, category: promotional}}",
+            "{id: b, send: {channel: email, template: offer_html_only_link, category: promotional}}",
+            "{id: c, send: {channel: email, template: offer, category: promotional}}",
+            "{id: d, send: {channel: email, template: email_only, category: transactional}}",
+        ),
+        capsys,
+    )
+    needs = "a promotional email needs an unsubscribe link: add {{ unsubscribe_url }}"
+    assert errors == [
+        f"refill.yaml: steps[0].send.template: template 'email_only' email.text: {needs}",
+        f"refill.yaml: steps[0].send.template: template 'email_only' email.html: {needs}",
+        f"refill.yaml: steps[1].send.template: template 'offer_html_only_link' email.text: {needs}",
+    ]
+
+
+def test_the_brands_preferences_are_checked_beside_the_maps(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (folder / "brand").mkdir()
+    catalog = folder / "brand" / "preferences.yaml"
+    map_file = folder / "refill.yaml"
+    map_file.write_text(steps("{id: a, wait: {duration: 1d}}"))
+    catalog.write_text("topics:\n  Bad-Name: {label: x, category: promotional}\n")
+    assert main(["validate", str(map_file)]) == 1
+    assert f"{catalog}: topics.Bad-Name.[key]: String should match pattern" in capsys.readouterr().err
+    catalog.write_text("topics:\n  offers: {label: Offers, category: promotional, templates: [offer, nope]}\n")
+    assert main(["validate", str(map_file)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{catalog}: topics.offers.templates: template 'nope' not found in {folder / 'templates'}"
     ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from journeymap import MapValidationError, load_map
+from journeymap.preferences import check_preferences
 
 
 def register(subparsers: Any) -> None:
@@ -30,4 +31,10 @@ def run(args: argparse.Namespace) -> int:
                 print(error, file=sys.stderr)
             continue
         print(f"{path.name}: ok ({journey.name} v{journey.version}, {len(journey.steps)} steps)")
+    # The brand's preference catalog beside the maps (``brand/preferences.yaml``), once per folder.
+    for folder in sorted({path.resolve().parent for path in args.files}):
+        problems = check_preferences(folder / "brand" / "preferences.yaml", args.templates or folder / "templates")
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        failed |= bool(problems)
     return 1 if failed else 0
