@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest_asyncio
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -50,7 +50,7 @@ class Center:
                 customer_id=customer,
                 channels=["email"],
                 template=template,
-                category=category,  # type: ignore[arg-type]
+                category=category,
                 variables={"vars": {"since": "2020-01-01", "rx_id": "rx-1", "supply_ends": "2026-07-01"}},
             ),
         )
@@ -69,7 +69,8 @@ class Center:
 
     def words(self, customer: str = "ana") -> list[Consent]:
         with Session(self.j.engine) as session:
-            return list(session.exec(select(Consent).where(Consent.customer_id == customer).order_by(Consent.id)))  # type: ignore[arg-type]
+            query = select(Consent).where(Consent.customer_id == customer).order_by(col(Consent.id))
+            return list(session.exec(query))
 
 
 @pytest_asyncio.fixture
