@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import subprocess
 import uuid
 from datetime import timedelta
@@ -27,6 +26,7 @@ from starter.catalog import load_catalog
 from storage import make_engine
 from storage.tables import Event
 from testkit.harness import ROOT, Journeys, running_journeys
+from tests.browser import CHROMIUM_FLAGS, chromium
 from tests.test_lifecycle import CONTACT, customer_for, daytime_zone
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -150,25 +150,6 @@ async def test_report_counts_entries_steps_sends_splits_and_value(
 
 
 # ------------------------------------------------------------------------------------------------ the page in a browser
-
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail("Chromium is not installed; the report page is checked in it: apt-get install -y chromium")
-    return found
 
 
 def browse(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
