@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from activities.decision import ConsentWord, Profile, unconsented
 from storage.tables import Consent, Customer, CustomerIdentity
@@ -41,9 +41,25 @@ def load_profile(session: Session, customer_id: str, *, default_timezone: str = 
     )
 
 
+ABSORBED = "customer_id"
+"""The identity kind of a customer id merged into another (``starter.api.identities.ABSORBED``)."""
+
+
+def person_ids(session: Session, customer_id: str) -> set[str]:
+    """Every customer id of the person ``customer_id`` is: the survivor of a merge and the ids it absorbed,
+    whose journeys still run under them. Their word is one: a "no" given under any of them holds for all."""
+    survivor = session.get(CustomerIdentity, (ABSORBED, customer_id))
+    root = survivor.customer_id if survivor is not None else customer_id
+    absorbed = session.exec(
+        select(CustomerIdentity.value).where(CustomerIdentity.kind == ABSORBED, CustomerIdentity.customer_id == root)
+    )
+    return {root, customer_id, *absorbed}
+
+
 def load_consents(session: Session, customer_id: str) -> list[ConsentWord]:
-    """Every word ``customer_id`` has given, for :func:`activities.decision.unconsented` to weigh."""
-    rows = session.exec(select(Consent).where(Consent.customer_id == customer_id))
+    """Every word the customer has given, under this id or another of theirs (:func:`person_ids`), for
+    :func:`activities.decision.unconsented` to weigh."""
+    rows = session.exec(select(Consent).where(col(Consent.customer_id).in_(person_ids(session, customer_id))))
     return [ConsentWord(r.channel, r.category, r.granted, r.source, r.at, r.id or 0, r.until) for r in rows]
 
 

@@ -21,28 +21,31 @@ from sqlalchemy import CursorResult, Executable, delete, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from activities.consent import person_ids
 from storage.tables import Consent, Customer, CustomerIdentity, Delivery, Event, JourneyRun, LinkReference
 
 REDACTED = "redacted"
 
 
 def export_customer(engine: Engine, customer_id: str) -> dict[str, Any]:
-    """Everything the database holds about ``customer_id``, as JSON-ready data."""
+    """Everything the database holds about ``customer_id`` (and the ids merged into it), as JSON-ready data."""
     with Session(engine) as session:
+        ids = person_ids(session, customer_id)
         customer = session.get(Customer, customer_id)
-        identities = session.exec(select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id))
+        identities = session.exec(select(CustomerIdentity).where(col(CustomerIdentity.customer_id).in_(ids)))
         consents = session.exec(
-            select(Consent).where(Consent.customer_id == customer_id).order_by(col(Consent.at), col(Consent.id))
+            select(Consent).where(col(Consent.customer_id).in_(ids)).order_by(col(Consent.at), col(Consent.id))
         )
         events = session.exec(
-            select(Event).where(Event.customer_id == customer_id).order_by(col(Event.occurred_at), col(Event.id))
+            select(Event).where(col(Event.customer_id).in_(ids)).order_by(col(Event.occurred_at), col(Event.id))
         )
         messages = session.exec(
-            select(Delivery).where(Delivery.customer_id == customer_id).order_by(col(Delivery.created_at))
+            select(Delivery).where(col(Delivery.customer_id).in_(ids)).order_by(col(Delivery.created_at))
         )
-        runs = session.exec(select(JourneyRun).where(JourneyRun.customer_id == customer_id))
+        runs = session.exec(select(JourneyRun).where(col(JourneyRun.customer_id).in_(ids)))
         return {
             "customer_id": customer_id,
+            "merged_ids": sorted(ids - {customer_id}),
             "exported_at": _iso(datetime.now(UTC)),
             "profile": dict(customer.traits) if customer else None,
             "identities": sorted(
@@ -97,22 +100,30 @@ def consent_record(row: Consent) -> dict[str, Any]:
     }
 
 
-def journey_ids_of(engine: Engine, customer_id: str) -> set[str]:
-    """The journey workflows the database knows for ``customer_id``: from the ledger's keys (a key begins
+def ids_of(engine: Engine, customer_id: str) -> set[str]:
+    """``customer_id`` and the customer ids merged into it (``activities.consent.person_ids``)."""
+    with Session(engine) as session:
+        return person_ids(session, customer_id)
+
+
+def journey_ids_of(engine: Engine, customer_ids: set[str]) -> set[str]:
+    """The journey workflows the database knows for these customer ids: from the ledger's keys (a key begins
     with its workflow id, ``contracts.ids.idempotency_key``) and from the report's journey runs."""
     with Session(engine) as session:
         keys = session.exec(
-            select(Delivery.idempotency_key).where(Delivery.customer_id == customer_id).distinct()
+            select(Delivery.idempotency_key).where(col(Delivery.customer_id).in_(customer_ids)).distinct()
         ).all()
-        runs = session.exec(select(JourneyRun.workflow_id).where(JourneyRun.customer_id == customer_id)).all()
-    return {key.rsplit("/", 3)[0] for key in keys} | set(runs)
+        runs = session.exec(select(JourneyRun.workflow_id).where(col(JourneyRun.customer_id).in_(customer_ids)))
+        return {key.rsplit("/", 3)[0] for key in keys} | set(runs.all())
 
 
 def forget_customer(engine: Engine, customer_id: str, *, now: datetime | None = None) -> dict[str, int]:
-    """Erase ``customer_id`` from the database in one transaction; how many rows of each kind were touched."""
+    """Erase ``customer_id`` (and the ids merged into it) from the database in one transaction; how many rows
+    of each kind were touched."""
     at = now or datetime.now(UTC)
     marker = {REDACTED: f"erased at {_iso(at)}"}
     with Session(engine) as session:
+        ids = person_ids(session, customer_id)
 
         def run(statement: Executable) -> int:
             result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
@@ -120,12 +131,12 @@ def forget_customer(engine: Engine, customer_id: str, *, now: datetime | None = 
 
         counts = {
             "messages_redacted": run(
-                update(Delivery).where(col(Delivery.customer_id) == customer_id).values(content=marker, updated_at=at)
+                update(Delivery).where(col(Delivery.customer_id).in_(ids)).values(content=marker, updated_at=at)
             ),
-            "events_redacted": run(update(Event).where(col(Event.customer_id) == customer_id).values(properties={})),
-            "identities_removed": run(delete(CustomerIdentity).where(col(CustomerIdentity.customer_id) == customer_id)),
-            "links_revoked": run(delete(LinkReference).where(col(LinkReference.customer_id) == customer_id)),
-            "profiles_removed": run(delete(Customer).where(col(Customer.id) == customer_id)),
+            "events_redacted": run(update(Event).where(col(Event.customer_id).in_(ids)).values(properties={})),
+            "identities_removed": run(delete(CustomerIdentity).where(col(CustomerIdentity.customer_id).in_(ids))),
+            "links_revoked": run(delete(LinkReference).where(col(LinkReference.customer_id).in_(ids))),
+            "profiles_removed": run(delete(Customer).where(col(Customer.id).in_(ids))),
         }
         session.commit()
     return counts

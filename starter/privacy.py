@@ -23,7 +23,7 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.privacy import export_customer, forget_customer, journey_ids_of
+from activities.privacy import export_customer, forget_customer, ids_of, journey_ids_of
 from contracts import search_attributes as sa
 from contracts.ids import journey_workflow_id
 from journeymap import JourneyMap
@@ -32,12 +32,14 @@ ERASURE_REASON = "erasure request"
 
 
 async def journeys_of(client: Client, engine: Engine, catalog: dict[str, JourneyMap], customer_id: str) -> set[str]:
-    """Every journey workflow id of ``customer_id`` that Temporal or the database knows of (may not exist)."""
-    found = await asyncio.to_thread(journey_ids_of, engine, customer_id)
-    found |= {journey_workflow_id(name, customer_id) for name in catalog}
-    quoted = customer_id.replace("\\", "\\\\").replace("'", "\\'")
+    """Every journey workflow id of ``customer_id``, and of the ids merged into it (their journeys run on under
+    them), that Temporal or the database knows of (some may not exist)."""
+    ids = await asyncio.to_thread(ids_of, engine, customer_id)
+    found = await asyncio.to_thread(journey_ids_of, engine, ids)
+    found |= {journey_workflow_id(name, one) for name in catalog for one in ids}
+    quoted = ", ".join("'" + one.replace("\\", "\\\\").replace("'", "\\'") + "'" for one in sorted(ids))
     try:
-        async for execution in client.list_workflows(f"{sa.CUSTOMER_ID.name} = '{quoted}'"):
+        async for execution in client.list_workflows(f"{sa.CUSTOMER_ID.name} IN ({quoted})"):
             found.add(execution.id)
     except RPCError as exc:
         # The time-skipping test server has no visibility store; the database's ids stand alone there.

@@ -306,3 +306,24 @@ async def test_export_then_forget_ends_journeys_and_erases_but_never_sends_twice
     assert (await center.http.get(link)).status_code == 400, "the links in old mail stop working"
     repeat = (await center.http.delete("/v1/customers/eve", headers=AUTH)).json()
     assert repeat["journeys_ended"] == [] and repeat["profiles_removed"] == 0
+
+
+async def test_a_merged_customer_is_one_person_for_consent_and_erasure(center: Center) -> None:
+    # "old-ana" was merged into "ana" (identify); journeys started before still run and send under "old-ana".
+    center.j.add_customer("old-ana", email="ana.old@example.com")
+    with Session(center.j.engine) as session:
+        session.add(CustomerIdentity(kind="customer_id", value="old-ana", customer_id="ana"))
+        session.commit()
+    revoked = await center.http.post(
+        "/v1/customers/ana/consents",
+        json={"channel": "email", "category": "promotional", "granted": False},
+        headers=AUTH,
+    )
+    assert revoked.status_code == 201
+    offer = await center.send("lifecycle_review_ask", "promotional", key="promo-old", customer="old-ana")
+    assert offer.outcomes[0].reason == "unconsented: email/news revoked (api)", "her no holds under every id"
+    assert (await center.send("refill_reminder", "transactional", key="refill-old", customer="old-ana")).delivered
+
+    forgotten = (await center.http.delete("/v1/customers/ana", headers=AUTH)).json()
+    assert forgotten["profiles_removed"] == 2 and forgotten["messages_redacted"] == 2
+    assert center.j.profile("old-ana") == {}
