@@ -67,10 +67,11 @@ class DeliverySettings(BaseSettings):
     """At most this many promotional messages per customer per rolling window, across journeys (0: no cap)."""
     promotional_cap_days: int = 7
     promotional_requires_opt_in: bool = False
+    """When true, a promotional send needs an explicit grant (``journeys consent grant``, the consent API, the
+    preference center), not only no opt-out."""
     outbox_requires_address: bool = False
     """By default the outbox records a message even for a profile with no address for its channel (addressed to
     the customer id), so a newcomer sees what journeys send; real providers always need one (else unreachable)."""
-    """When true, a promotional send needs an explicit grant (``journeys consent``/profile), not only no opt-out."""
 
 
 class Settings(BaseSettings):
