@@ -104,3 +104,20 @@ async def test_customers_export_and_forget(
         [row] = j.outbox(customer)
         assert row.status == "sent" and row.sent_at is not None and set(row.content) == {"redacted"}
         assert j.profile(customer) == {}
+
+
+def test_identify_on_the_command_line_takes_consent_as_the_api_does(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
+    assert main(["identify", "c2", 'first_name="Cy"', 'consent={"sms": false}']) == 0
+    assert main(["consent", "audit", "--customer", "c2", "--json"]) == 0
+    [line] = capsys.readouterr().out.splitlines()[1:]
+    assert {k: v for k, v in json.loads(line).items() if k in ("channel", "category", "granted", "source")} == {
+        "channel": "sms",
+        "category": "*",
+        "granted": False,
+        "source": "cli",
+    }
+    assert main(["identify", "c2", 'consent={"fax": true}']) == 2
+    assert "consent.fax: not a channel" in capsys.readouterr().err

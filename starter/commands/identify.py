@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from activities.preferences import CONSENT_TRAIT, consent_from_traits, record_words
 from contracts.errors import UsageError
 from runtime.settings import Settings
 from starter.api.identities import identities_of, resolve_customer
@@ -30,9 +31,16 @@ def run(args: argparse.Namespace) -> int:
     if args.user_id is None and args.anonymous_id is None:
         raise UsageError("give a USER_ID or --anonymous-id")
     traits = parse_properties(args.traits)
+    try:
+        # ``consent={"email": {"promotional": false}}`` becomes consent rows, as the event API's identify does.
+        words = consent_from_traits(traits.pop(CONSENT_TRAIT)) if CONSENT_TRAIT in traits else []
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     engine = make_engine(Settings().database)
     try:
         customer_id = resolve_customer(engine, user_id=args.user_id, anonymous_id=args.anonymous_id, traits=traits)
+        if words:
+            record_words(engine, customer_id, words, source="cli")
         kinds = sorted({kind for kind, _ in identities_of(engine, customer_id)})
     finally:
         engine.dispose()
