@@ -378,9 +378,8 @@ async def test_promotional_email_carries_one_click_unsubscribe_over_smtp_and_tra
 ) -> None:
     inbox, port = smtp
     rig.customer()
-    acts = dataclasses.replace(rig, links_mailto="unsubscribe@brand.example").activities(
-        email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port
-    )
+    rig.links_mailto = "unsubscribe@brand.example"
+    acts = rig.activities(email_provider="smtp", smtp_host="127.0.0.1", smtp_port=port)
     await run(acts, send_input(["email"], key="promo", category="promotional"))
     await run(acts, send_input(["email"], key="refill"))
     promo, refill = (email.message_from_bytes(m[2], policy=email.policy.default) for m in inbox.messages)
