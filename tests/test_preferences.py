@@ -262,6 +262,10 @@ async def test_backends_read_and_set_consent_and_export_the_audit_trail(center: 
         ("sms", "*", "True", "identify"),
     ]
     assert all(r["at"] for r in rows)
+    later = await center.http.get("/v1/consents/audit", params={"since": "2999-01-01"}, headers=AUTH)
+    assert later.json() == {"consents": []}
+    impossible = await center.http.get("/v1/consents/audit", params={"since": "2026-13-45"}, headers=AUTH)
+    assert impossible.status_code == 400 and "since" in impossible.text
 
 
 async def test_export_then_forget_ends_journeys_and_erases_but_never_sends_twice(center: Center) -> None:

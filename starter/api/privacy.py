@@ -13,10 +13,10 @@
 import asyncio
 import csv
 import io
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -28,6 +28,7 @@ from journeymap.fields import Channel
 from journeymap.preferences import PreferenceCatalog
 from runtime.settings import Settings
 from starter import privacy
+from starter.api.models import ErrorResponse
 from starter.api.services import get_services
 
 
@@ -65,7 +66,11 @@ def customers_router(settings: Settings, catalog: PreferenceCatalog) -> APIRoute
             "history": [consent_record(row) for row in history],
         }
 
-    @router.post("/customers/{customer_id}/consents", status_code=201)
+    @router.post(
+        "/customers/{customer_id}/consents",
+        status_code=201,
+        responses={400: {"model": ErrorResponse, "description": "a category that is neither ours nor the brand's"}},
+    )
     async def change_consent(request: Request, customer_id: str, change: ConsentChange) -> dict[str, Any]:
         """Record a grant or revocation; it holds from the customer's very next send."""
         if change.category not in known_scopes:
@@ -82,16 +87,20 @@ def customers_router(settings: Settings, catalog: PreferenceCatalog) -> APIRoute
         )
         return consent_record(row)
 
-    @router.get("/consents/audit", response_model=None)
+    @router.get(
+        "/consents/audit",
+        response_model=None,
+        responses={400: {"model": ErrorResponse, "description": "`since` is not a date or time"}},
+    )
     async def audit(
         request: Request,
         customer_id: str | None = None,
-        since: datetime | None = None,
+        since: Annotated[str | None, Query(pattern=ISO_DATE, description="ISO date or time, e.g. 2026-01-31")] = None,
         format: Literal["json", "csv"] = "json",
     ) -> Response | dict[str, Any]:
         """The consent audit trail, oldest first: who said what about which channel and category, when, how."""
         rows = await asyncio.to_thread(
-            consent_history, get_services(request).engine, customer_id=customer_id, since=since
+            consent_history, get_services(request).engine, customer_id=customer_id, since=parse_since(since)
         )
         records = [consent_record(row) for row in rows]
         if format == "csv":
@@ -111,6 +120,20 @@ def customers_router(settings: Settings, catalog: PreferenceCatalog) -> APIRoute
         return await privacy.forget(services.journeys.temporal, services.engine, services.journeys.catalog, customer_id)
 
     return router
+
+
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?$"
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``since`` as an aware time (UTC when it names no offset); an impossible date is an ``InputError``."""
+    if value is None:
+        return None
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(f"since: {value!r} is not an ISO date or time (2026-01-31 or 2026-01-31T09:00)") from exc
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
 AUDIT_COLUMNS = ("at", "customer_id", "channel", "category", "granted", "source", "until")

@@ -16,11 +16,11 @@ from typing import Any
 from activities.consent import set_consent
 from activities.preferences import choices, consent_history, pause_in_force
 from activities.privacy import consent_record
-from contracts.errors import UsageError
+from contracts.errors import InputError, UsageError
 from journeymap.durations import parse_duration
 from journeymap.preferences import load_preferences
 from runtime.settings import Settings
-from starter.api.privacy import audit_csv
+from starter.api.privacy import audit_csv, parse_since
 from storage import make_engine
 
 CHANNELS = ("*", "email", "sms", "push", "voice", "webhook")
@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database)
     try:
         if args.action == "audit":
-            since = _since(args.since)
+            try:
+                since = parse_since(args.since)
+            except InputError as exc:
+                raise UsageError(f"--{exc}") from exc
             records = [consent_record(r) for r in consent_history(engine, customer_id=args.customer, since=since)]
             if args.json:
                 for record in records:
@@ -103,13 +106,3 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.dispose()
-
-
-def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        found = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise UsageError(f"--since: {value!r} is not an ISO date or time (2026-01-31 or 2026-01-31T09:00)") from exc
-    return found if found.tzinfo else found.replace(tzinfo=UTC)
