@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.receipts import Receipt, apply_receipt
+from runtime.settings import Settings
+from starter.api import ApiServices, create_app
 from testkit.harness import running_journeys, write_journeys
 
 TEMPLATES = {
@@ -158,3 +162,34 @@ async def test_a_promotional_send_at_night_waits_for_eight_in_the_morning_local(
         assert row.status == "sent" and row.sent_at is not None
         local = row.sent_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
         assert (local.hour, local.minute) == (8, 0)
+
+
+async def test_an_unsubscribe_holds_for_a_journey_already_in_flight(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    monkeypatch.setenv("JOURNEYS_QUIET_HOURS_START", "00:00")
+    monkeypatch.setenv("JOURNEYS_QUIET_HOURS_END", "00:00")
+    folder = journeys_dir(tmp_path, PROMO_NOW, PROMO_LATER)
+    keys = {"link_keys": "in-flight-link-key-0123456789"}
+    async with running_journeys(
+        time_env.client, tmp_path, task_queue, folder, database_url=database_url, settings_overrides=keys
+    ) as j:
+        j.add_customer("c1", email="c1@example.test")
+        await j.send("c1", "signup")
+        await j.settled("promo_now", "c1")
+        await j.settled("promo_later", "c1", until=lambda s: s.step == "wait_a_day")
+        [offer] = j.outbox("c1")
+        found = re.search(r"/unsubscribe/\S+", offer.content["text"])
+        assert found
+        # While promo_later sleeps, the customer presses "Unsubscribe" on the first offer.
+        app = create_app(Settings(api_keys="k", data_dir=tmp_path, **keys), ApiServices(j.journeys, j.engine))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as http:
+            answer = await http.post(found.group(0), content="List-Unsubscribe=One-Click")
+            assert answer.status_code == 200
+        await time_env.sleep(timedelta(days=1, hours=1))
+        await j.settled("promo_later", "c1", until=lambda s: s.step == "wait_a_week")
+        assert [(d.step, d.status, d.reason) for d in j.outbox("c1", status=None)] == [
+            ("offer", "sent", None),
+            ("first_offer", "suppressed", "unconsented: email/promotional revoked (unsubscribe_link)"),
+            ("receipt", "sent", None),
+        ]
