@@ -227,6 +227,21 @@ async def test_a_hard_bounce_fails_the_message_and_stops_email(make_rig: Callabl
     assert parse_resend_event({"type": "email.sent", "data": {"email_id": message_id}}) is None
 
 
+async def test_a_spam_complaint_stops_email_with_its_source(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(now=utc(2026, 3, 8, 16))
+    rig.customer()
+    first = await rig.send(["email"], "promotional", key="1")
+    receipt = parse_resend_event(
+        {"type": "email.complained", "data": {"email_id": first.outcomes[0].provider_message_id}}
+    )
+    assert receipt is not None and apply_receipt(rig.engine, receipt) is not None
+    second = await rig.send(["email", "sms"], "promotional", key="2")
+    assert [(o.channel, o.status, o.reason) for o in second.outcomes] == [
+        ("email", "suppressed", "unconsented: email/promotional revoked (complained)"),
+        ("sms", "sent", None),
+    ]
+
+
 async def test_racing_promotions_from_two_journeys_respect_the_cap(make_rig: Callable[..., Rig]) -> None:
     rig = make_rig(now=utc(2026, 3, 8, 16), promotional_cap=2)
     rig.customer()
