@@ -21,22 +21,6 @@ from journeymap.preferences import PreferenceCatalog
 from storage.tables import Consent
 
 CATEGORIES = ("transactional", "promotional")
-SOURCES = (
-    "api",
-    "identify",
-    "cli",
-    "preference_center",
-    "unsubscribe_link",
-    "unsubscribe_mailto",
-    "sms_stop",
-    "sms_start",
-    "bounced",
-    "complained",
-    "push_unregistered",
-    "import",
-    "test",
-)
-"""Where a word may come from; the audit trail names one of these."""
 
 
 @dataclass(frozen=True)
