@@ -64,27 +64,15 @@ def load_consents(session: Session, customer_id: str) -> list[ConsentWord]:
 
 
 def consent_refusal(
-    session: Session,
-    customer_id: str,
-    channel: str,
-    category: str,
-    *,
-    promotional_requires_opt_in: bool,
-    topic: str | None = None,
-    now: datetime | None = None,
-    include_pauses: bool = True,
+    session: Session, customer_id: str, channel: str, category: str, *, promotional_requires_opt_in: bool
 ) -> str | None:
-    """Why this customer may not get ``category`` (of ``topic``) on ``channel`` at ``now``, or None when they
-    may (:func:`activities.decision.unconsented`). ``include_pauses=False`` reads the customer's standing word
-    alone (the preference center shows a pause apart)."""
+    """Why this customer may not get ``category`` on ``channel`` now, or None when they may."""
     return unconsented(
         load_consents(session, customer_id),
         channel,
         category,
         promotional_requires_opt_in=promotional_requires_opt_in,
-        topic=topic,
-        now=now or datetime.now(UTC),
-        include_pauses=include_pauses,
+        now=datetime.now(UTC),
     )
 
 

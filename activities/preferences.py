@@ -1,6 +1,6 @@
 """A customer's choices as the preference center and the consent API show and change them.
 
-Reading goes through the same :func:`activities.consent.consent_refusal` a send uses, so what a customer sees is
+Reading goes through the same :func:`activities.decision.unconsented` a send uses, so what a customer sees is
 what the next send will do. A change writes one ``Consent`` row per choice that differs from what is in force
 (never a row for an unchanged box), with its source and time: the audit trail is the table itself, and
 :func:`consent_history` reads it for export.
@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from activities.consent import consent_refusal
+from activities.consent import load_consents
+from activities.decision import unconsented
 from journeymap.preferences import PreferenceCatalog
 from storage.tables import Consent
 
@@ -55,21 +56,21 @@ def choices(
     at = now or datetime.now(UTC)
     rows: list[tuple[str, str, str | None]] = [(c, c, None) for c in CATEGORIES]
     rows += [(name, topic.category, name) for name, topic in catalog.topics.items()]
-    out: list[Choice] = []
     with Session(engine) as session:
-        for scope, category, topic in rows:
-            for channel in catalog.channels:
-                reason = consent_refusal(
-                    session,
-                    customer_id,
-                    channel,
-                    category,
-                    topic=topic,
-                    promotional_requires_opt_in=promotional_requires_opt_in,
-                    now=at,
-                    include_pauses=False,
-                )
-                out.append(Choice(channel, scope, category, topic, reason is None, reason))
+        words = load_consents(session, customer_id)  # one read; every box is weighed as a send would weigh it
+    out: list[Choice] = []
+    for scope, category, topic in rows:
+        for channel in catalog.channels:
+            reason = unconsented(
+                words,
+                channel,
+                category,
+                topic=topic,
+                promotional_requires_opt_in=promotional_requires_opt_in,
+                now=at,
+                include_pauses=False,
+            )
+            out.append(Choice(channel, scope, category, topic, reason is None, reason))
     return out
 
 
