@@ -175,7 +175,7 @@ async def test_the_preference_center_changes_only_what_the_customer_changed(cent
         ("email", "offers", False, "preference_center")
     ], "one row for the one box unticked, none for the boxes left as they were"
     shown = await center.http.get(saved.headers["location"])
-    assert 'role="status"' in shown.text and 'id="box-email-offers"\n        >' not in shown.text
+    assert 'role="status"' in shown.text
     assert dict(re.findall(r'name="([a-z]+\.[a-z_]+)"\s*(checked)?', shown.text))["email.offers"] == ""
 
     offer = await center.send("lifecycle_winback", "promotional", key="promo-1")
