@@ -178,3 +178,6 @@ def test_the_image_installs_every_module_of_the_checkout(tmp_path: Path) -> None
         path.relative_to(ROOT).as_posix() for package in top_level_packages() for path in (ROOT / package).rglob("*.py")
     }
     assert checkout - installed == set(), "modules of the checkout the image would not install"
+    pages = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("starter/api/pages/")}
+    shipped = {path.relative_to(ROOT).as_posix() for path in (ROOT / "starter" / "api" / "pages").glob("*.html")}
+    assert shipped and pages == shipped, "the preference center's pages travel with the package"
