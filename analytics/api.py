@@ -15,6 +15,7 @@ from analytics.collect import refresh_runs
 from analytics.html import render_html
 from analytics.report import Report, build_report
 from journeymap import JourneyMap
+from runtime.settings import ReportSettings
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class ReportContext:
     engine: Engine
     catalog: dict[str, JourneyMap]
     client: Client | None = None
+    settings: ReportSettings | None = None
+    """The report's conventions; None reads ``JOURNEYS_REPORT_*``."""
 
 
 def report_router(context: Callable[..., ReportContext]) -> APIRouter:
@@ -37,7 +40,7 @@ def report_router(context: Callable[..., ReportContext]) -> APIRouter:
     async def _report(refresh: bool, ctx: ReportContext) -> Report:
         if refresh and ctx.client is not None:
             await refresh_runs(ctx.client, ctx.engine, ctx.catalog)
-        return await asyncio.to_thread(build_report, ctx.engine, ctx.catalog)
+        return await asyncio.to_thread(build_report, ctx.engine, ctx.catalog, settings=ctx.settings)
 
     @router.get("/v1/report", response_model=Report)
     async def report_json(refresh: bool = False, ctx: ReportContext = Depends(context)) -> Report:  # noqa: B008

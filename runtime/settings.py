@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,49 @@ class DeliverySettings(BaseSettings):
     outbox_requires_address: bool = False
     """By default the outbox records a message even for a profile with no address for its channel (addressed to
     the customer id), so a newcomer sees what journeys send; real providers always need one (else unreachable)."""
+
+
+class ReportSettings(BaseSettings):
+    """What ``journeys report`` counts as a purchase, its value and a customer's stage, from ``JOURNEYS_REPORT_*``.
+
+    The defaults are the built-in lifecycle map's words (``journeys/lifecycle.yaml``); a brand whose backend
+    names them otherwise says so here rather than editing code. docs/analytics.md says where each figure's
+    words come from (a split's conversions come from its map's ``goal``, not from here).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEYS_REPORT_", extra="ignore")
+
+    purchase_events: str = "order_placed"
+    """Comma-separated event types that are purchases (customer value, cohorts)."""
+    value_property: str = "amount"
+    """The purchase event's property holding its value (a JSON number; anything else counts 0)."""
+    stage_trait: str = "lifecycle_stage"
+    """The profile trait naming the customer's lifecycle stage (customer value by stage)."""
+    assignment_trait: str = "{split}_assigned_at"
+    """The profile trait holding when a split assigned the customer; ``{split}`` is the split step's id without
+    its ``_split`` suffix. Where the profile has no such instant, the journey's entry is used."""
+
+    @field_validator("purchase_events")
+    @classmethod
+    def _some_events(cls, value: str) -> str:
+        if not [name for name in value.split(",") if name.strip()]:
+            raise ValueError("JOURNEYS_REPORT_PURCHASE_EVENTS: name at least one event type")
+        return value
+
+    @field_validator("value_property", "stage_trait", "assignment_trait")
+    @classmethod
+    def _a_name(cls, value: str, info: ValidationInfo) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value.replace("{split}", "split")):
+            raise ValueError(
+                f"JOURNEYS_REPORT_{str(info.field_name).upper()}: {value!r} is not a name (letters, digits, _)"
+            )
+        return value
+
+    def purchase_event_types(self) -> list[str]:
+        return sorted({name.strip() for name in self.purchase_events.split(",") if name.strip()})
+
+    def assignment_trait_of(self, split_step: str) -> str:
+        return self.assignment_trait.replace("{split}", split_step.removesuffix("_split"))
 
 
 class Settings(BaseSettings):
@@ -165,6 +209,9 @@ class Settings(BaseSettings):
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     """Providers, credentials and the customer's terms (``JOURNEYS_SMTP_HOST``, ``JOURNEYS_SMS_PROVIDER``, ...)."""
+
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    """The report's conventions (``JOURNEYS_REPORT_PURCHASE_EVENTS``, ``JOURNEYS_REPORT_VALUE_PROPERTY``, ...)."""
 
     @property
     def database(self) -> str:

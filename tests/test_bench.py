@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ EXPECTED = {
     "cost": {"journey"},
     "memory": {"max_cached_workflows", "rss_mib", "journeys_waiting"},
     "replay": {"histories_per_s", "failures"},
+    "report": {"events", "report_s", "peak_rss_mib", "report_orders", "orders"},
 }
 
 
@@ -30,6 +32,7 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "JOURNEYS_TEST_DATABASE_URL"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -37,6 +40,9 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
     assert all(EXPECTED[name] <= set(row) for row in report["results"] if "note" not in row)
     if name == "replay":
         assert report["results"][0]["failures"] == 0
+    if name == "report":
+        # The report counted every order the fill made, at each size.
+        assert all(row["report_orders"] == row["orders"] > 0 for row in report["results"])
     if name == "latency":
         assert report["results"][0]["sent"] == report["results"][0]["events"]
     if name == "ingest":

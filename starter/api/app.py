@@ -143,7 +143,9 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         return _answer(await ingestion.batch(message))
 
     def _report_context(services: Services) -> ReportContext:
-        return ReportContext(services.engine, services.journeys.catalog, services.journeys.temporal)
+        return ReportContext(
+            services.engine, services.journeys.catalog, services.journeys.temporal, settings=settings.report
+        )
 
     app.include_router(report_router(_report_context))
 

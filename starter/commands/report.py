@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_refresh:
             answered = asyncio.run(_refresh(settings, engine, catalog))
             print(f"refreshed {answered} journey states", file=sys.stderr)
-        report = build_report(engine, catalog)
+        report = build_report(engine, catalog, settings=settings.report)
     finally:
         engine.dispose()
     out: Path = args.out or settings.data_dir / "report.html"
