@@ -4,7 +4,7 @@ Each construct below compiles to SQLite's and to PostgreSQL's own functions, so 
 written once. Instants are compared as microseconds since the epoch (integers): exact on both, where SQLite's
 date functions keep milliseconds only. SQLite stores a ``DateTime`` as ``YYYY-MM-DD HH:MM:SS.ffffff`` text in
 UTC (SQLAlchemy's format); a profile trait holds an ISO 8601 string, with or without an offset (none means
-UTC, as :func:`analytics.report` has always read it; on PostgreSQL the report's transaction runs in UTC).
+UTC, as the report has always read it; on PostgreSQL the report's transaction runs in UTC).
 
 Keys and paths travel as bound parameters (never spliced into the SQL), so statement caching stays correct.
 """
@@ -23,9 +23,10 @@ _ISO_INSTANT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{
 
 
 class _JsonScalar(FunctionElement[Any]):
-    """``column[key]`` when the JSON value there is of one kind, else NULL: clauses are (column, key, path)."""
+    """``column[key]`` when the JSON value there is of one kind, else NULL."""
 
     inherit_cache = True
+    clause_names = ("column", "key", "path")
 
 
 class json_number(_JsonScalar):
@@ -56,6 +57,7 @@ class epoch_us(FunctionElement[int]):
     type = BigInteger()
     name = "epoch_us"
     inherit_cache = True
+    clause_names = ("value",)
 
 
 class iso_epoch_us(FunctionElement[int]):
@@ -65,6 +67,10 @@ class iso_epoch_us(FunctionElement[int]):
     type = BigInteger()
     name = "iso_epoch_us"
     inherit_cache = True
+    clause_names = ("value", "pattern")
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value, literal(_ISO_INSTANT, String()))
 
 
 class month_index(FunctionElement[int]):
@@ -73,99 +79,61 @@ class month_index(FunctionElement[int]):
     type = Integer()
     name = "month_index"
     inherit_cache = True
+    clause_names = ("value",)
 
 
-def _args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> list[str]:
-    return [compiler.process(clause, **kw) for clause in element.clauses]
+def _renderer(template: str) -> Any:
+    """Compiles a construct by filling ``template``'s ``{clause}`` places with its compiled clauses."""
+
+    def render(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
+        names = element.clause_names
+        return template.format(**{n: compiler.process(c, **kw) for n, c in zip(names, element.clauses, strict=True)})
+
+    return render
 
 
-# ------------------------------------------------------------------------------------------------ SQLite
+# SQLite: after the seconds of an ISO instant come an optional fraction and an optional offset. ltrim strips the
+# fraction, leaving the offset, which strftime applies; the fraction's digits are padded or cut to six. Whole
+# seconds are taken from the first 19 characters only, since SQLite would round a fraction to milliseconds.
+_OFFSET = "ltrim(substr({value}, 20), '.0123456789')"
+_FRACTION = (
+    "CASE WHEN substr({value}, 20, 1) = '.'"
+    f" THEN substr({{value}}, 21, length({{value}}) - 20 - length({_OFFSET})) ELSE '' END"
+)
+_SECONDS = f"strftime('%s', substr({{value}}, 1, 19) || {_OFFSET})"
+_PG_JSON = "json_typeof({column} -> CAST({key} AS TEXT))"
 
+_SQL: dict[type[FunctionElement[Any]], dict[str, str]] = {
+    json_number: {
+        "sqlite": "CASE WHEN json_type({column}, {path}) IN ('integer', 'real')"
+        " THEN json_extract({column}, {path}) END",
+        "postgresql": f"CASE WHEN {_PG_JSON} = 'number'"
+        " THEN CAST({column} ->> CAST({key} AS TEXT) AS DOUBLE PRECISION) END",
+    },
+    json_text: {
+        "sqlite": "CASE WHEN json_type({column}, {path}) = 'text' THEN json_extract({column}, {path}) END",
+        "postgresql": f"CASE WHEN {_PG_JSON} = 'string' THEN {{column}} ->> CAST({{key}} AS TEXT) END",
+    },
+    epoch_us: {
+        "sqlite": "(CAST(strftime('%s', substr({value}, 1, 19)) AS INTEGER) * 1000000"
+        " + CAST(substr({value} || '.000000', 21, 6) AS INTEGER))",
+        # EXTRACT returns numeric (exact) since PostgreSQL 14.
+        "postgresql": "CAST(EXTRACT(EPOCH FROM {value}) * 1000000 AS BIGINT)",
+    },
+    iso_epoch_us: {
+        "sqlite": f"(CASE WHEN {_SECONDS} IS NOT NULL THEN CAST({_SECONDS} AS INTEGER) * 1000000"
+        f" + CAST(substr({_FRACTION} || '000000', 1, 6) AS INTEGER) END)",
+        "postgresql": "CASE WHEN {value} ~ {pattern}"
+        " THEN CAST(EXTRACT(EPOCH FROM CAST({value} AS TIMESTAMPTZ)) * 1000000 AS BIGINT) END",
+    },
+    month_index: {
+        "sqlite": "(CAST(substr({value}, 1, 4) AS INTEGER) * 12 + CAST(substr({value}, 6, 2) AS INTEGER) - 1)",
+        "postgresql": "(CAST(EXTRACT(YEAR FROM {value}) AS INTEGER) * 12"
+        " + CAST(EXTRACT(MONTH FROM {value}) AS INTEGER) - 1)",
+    },
+}
+"""Each construct's SQL per dialect: one place to read both spellings side by side."""
 
-@compiles(json_number, "sqlite")
-def _json_number_sqlite(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
-    column, _, path = _args(element, compiler, **kw)
-    return f"CASE WHEN json_type({column}, {path}) IN ('integer', 'real') THEN json_extract({column}, {path}) END"
-
-
-@compiles(json_text, "sqlite")
-def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
-    column, _, path = _args(element, compiler, **kw)
-    return f"CASE WHEN json_type({column}, {path}) = 'text' THEN json_extract({column}, {path}) END"
-
-
-@compiles(epoch_us, "sqlite")
-def _epoch_us_sqlite(element: epoch_us, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    # Whole seconds from the first 19 characters (SQLite would round the fraction to milliseconds), then the
-    # six digits of the fraction as they are.
-    return (
-        f"(CAST(strftime('%s', substr({value}, 1, 19)) AS INTEGER) * 1000000"
-        f" + CAST(substr({value} || '.000000', 21, 6) AS INTEGER))"
-    )
-
-
-@compiles(iso_epoch_us, "sqlite")
-def _iso_epoch_us_sqlite(element: iso_epoch_us, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    # After the seconds come an optional fraction and an optional offset: ltrim strips the fraction, leaving the
-    # offset, which strftime applies; the fraction's digits are padded or cut to six.
-    offset = f"ltrim(substr({value}, 20), '.0123456789')"
-    fraction = (
-        f"CASE WHEN substr({value}, 20, 1) = '.'"
-        f" THEN substr({value}, 21, length({value}) - 20 - length({offset})) ELSE '' END"
-    )
-    seconds = f"strftime('%s', substr({value}, 1, 19) || {offset})"
-    return (
-        f"(CASE WHEN {seconds} IS NOT NULL THEN CAST({seconds} AS INTEGER) * 1000000"
-        f" + CAST(substr({fraction} || '000000', 1, 6) AS INTEGER) END)"
-    )
-
-
-@compiles(month_index, "sqlite")
-def _month_index_sqlite(element: month_index, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    return f"(CAST(substr({value}, 1, 4) AS INTEGER) * 12 + CAST(substr({value}, 6, 2) AS INTEGER) - 1)"
-
-
-# ------------------------------------------------------------------------------------------------ PostgreSQL
-
-
-@compiles(json_number, "postgresql")
-def _json_number_postgresql(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
-    column, key, _ = _args(element, compiler, **kw)
-    return (
-        f"CASE WHEN json_typeof({column} -> CAST({key} AS TEXT)) = 'number'"
-        f" THEN CAST({column} ->> CAST({key} AS TEXT) AS DOUBLE PRECISION) END"
-    )
-
-
-@compiles(json_text, "postgresql")
-def _json_text_postgresql(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
-    column, key, _ = _args(element, compiler, **kw)
-    return (
-        f"CASE WHEN json_typeof({column} -> CAST({key} AS TEXT)) = 'string' THEN {column} ->> CAST({key} AS TEXT) END"
-    )
-
-
-@compiles(epoch_us, "postgresql")
-def _epoch_us_postgresql(element: epoch_us, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    # EXTRACT returns numeric (exact) since PostgreSQL 14.
-    return f"CAST(EXTRACT(EPOCH FROM {value}) * 1000000 AS BIGINT)"
-
-
-@compiles(iso_epoch_us, "postgresql")
-def _iso_epoch_us_postgresql(element: iso_epoch_us, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    pattern = compiler.process(literal(_ISO_INSTANT, String()), **kw)
-    return (
-        f"CASE WHEN {value} ~ {pattern}"
-        f" THEN CAST(EXTRACT(EPOCH FROM CAST({value} AS TIMESTAMPTZ)) * 1000000 AS BIGINT) END"
-    )
-
-
-@compiles(month_index, "postgresql")
-def _month_index_postgresql(element: month_index, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _args(element, compiler, **kw)
-    return f"(CAST(EXTRACT(YEAR FROM {value}) AS INTEGER) * 12 + CAST(EXTRACT(MONTH FROM {value}) AS INTEGER) - 1)"
+for _construct, _dialects in _SQL.items():
+    for _dialect, _template in _dialects.items():
+        compiles(_construct, _dialect)(_renderer(_template))

@@ -7,10 +7,11 @@ customer with its welcome split, an order_updates run per order). Then ``journey
 (:func:`analytics.build_report` and the HTML page) runs in a child process, which reports its own time and
 peak RSS, so the fill does not count.
 
-    python -m bench.report [--events N ...] [--database-url URL] [--code DIR] [--quick] [--json FILE]
+    python -m bench.report [--events N ...] [--database-url URL] [--code DIR ...] [--quick] [--json FILE]
 
 ``--database-url`` defaults to ``JOURNEYS_TEST_DATABASE_URL`` when set (``scripts/postgres`` sets it), else
-SQLite. ``--code DIR`` runs the report of another checkout (an older commit's, for a before/after).
+SQLite. ``--code DIR ...`` runs the report of each checkout named (this one by default) on the same data: an
+older commit's beside this one's is a before/after.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sqlmodel import SQLModel
 from bench.common import parser, report
 from storage import make_engine
 from storage.tables import Customer, Delivery, Event, JourneyRun
+from testkit.databases import fresh_database
 from testkit.harness import ROOT
 
 EVENTS_PER_CUSTOMER = 20
@@ -218,18 +220,36 @@ def database(url: str | None, folder: Path) -> Iterator[str]:
         yield f"sqlite:///{folder / f'report-{uuid.uuid4().hex[:8]}.db'}"
         return
     admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    name = f"bench_report_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
+        with fresh_database(admin, "bench_report") as target:
+            yield target
     finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
 
-def measure_one(events: int, url: str | None, code: Path, folder: Path) -> dict[str, Any]:
+def run_report(target: str, code: Path) -> dict[str, Any]:
+    """The report of the checkout ``code`` on ``target``, in a child process: its time and peak RSS."""
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, target],
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"the report of {code} failed:\n{child.stderr[-3000:]}")
+    measured: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return measured
+
+
+def _commit(code: Path) -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code, capture_output=True, text=True)
+    return found.stdout.strip() or str(code)
+
+
+def measure(events: int, url: str | None, codes: list[Path], folder: Path) -> list[dict[str, Any]]:
+    """Fill a fresh database with ``events``, then run each checkout's report on it."""
     with database(url, folder) as target:
         engine = make_engine(target)
         world = World(events)
@@ -240,44 +260,43 @@ def measure_one(events: int, url: str | None, code: Path, folder: Path) -> dict[
                 connection.exec_driver_sql("VACUUM ANALYZE")
         filled = time.perf_counter() - started
         engine.dispose()
-        child = subprocess.run(
-            [sys.executable, "-c", CHILD, target],
-            cwd=code,
-            env={**os.environ, "PYTHONPATH": str(code)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            raise RuntimeError(f"the report failed:\n{child.stderr[-3000:]}")
-        measured = json.loads(child.stdout.strip().splitlines()[-1])
-    return {
-        "events": world.counts["events"],
-        "customers": world.counts["customers"],
-        "deliveries": world.counts["deliveries"],
-        "runs": world.counts["runs"],
-        "database": target.split(":", 1)[0],
-        "fill_s": filled,
-        "report_s": measured["seconds"],
-        "rss_before_mib": measured["before_kib"] / 1024,
-        "peak_rss_mib": measured["peak_kib"] / 1024,
-        "report_orders": measured["orders"],
-        "orders": world.counts["orders"],
-    }
+        rows = []
+        for code in codes:
+            measured = run_report(target, code)
+            rows.append(
+                {
+                    "events": world.counts["events"],
+                    "customers": world.counts["customers"],
+                    "deliveries": world.counts["deliveries"],
+                    "runs": world.counts["runs"],
+                    "database": target.split(":", 1)[0],
+                    "code": _commit(code),
+                    "fill_s": filled,
+                    "report_s": measured["seconds"],
+                    "rss_before_mib": measured["before_kib"] / 1024,
+                    "peak_rss_mib": measured["peak_kib"] / 1024,
+                    "report_orders": measured["orders"],
+                    "orders": world.counts["orders"],
+                }
+            )
+    return rows
 
 
 def main() -> None:
     args_parser = parser(__doc__ or "")
     args_parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
     args_parser.add_argument("--database-url", default=os.environ.get("JOURNEYS_TEST_DATABASE_URL"))
-    args_parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose report runs")
+    args_parser.add_argument(
+        "--code", type=Path, nargs="+", default=[ROOT], help="checkouts whose report runs on the same data"
+    )
     args = args_parser.parse_args()
     sizes = [2_000, 10_000] if args.quick else args.events
+    codes = [code.resolve() for code in args.code]
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure_one(n, args.database_url, args.code.resolve(), Path(tmp)) for n in sizes]
+        rows = [row for n in sizes for row in measure(n, args.database_url, codes, Path(tmp))]
     report(
         "journeys report: time and peak RSS by events",
-        {"events_per_customer": EVENTS_PER_CUSTOMER, "code": str(args.code), "batch": BATCH},
+        {"events_per_customer": EVENTS_PER_CUSTOMER, "batch": BATCH},
         rows,
         args.json,
     )

@@ -20,6 +20,7 @@ from contracts.search_attributes import ALL
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
+from testkit.databases import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,15 +68,8 @@ def database_url(tmp_path: Path, _postgres_admin: Engine | None) -> Iterator[str
     if _postgres_admin is None:
         yield f"sqlite:///{tmp_path / 'journeys.db'}"
         return
-    name = f"journeys_test_{uuid.uuid4().hex[:16]}"
-    with _postgres_admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield _postgres_admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with _postgres_admin.connect() as connection:
-            # FORCE: a worker subprocess killed by a test may still hold a connection.
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(_postgres_admin, "journeys_test") as url:
+        yield url
 
 
 class TimeSkippingServer:
