@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -79,8 +79,8 @@ class RunCounts:
     goal_conversions: int = 0
     entered_customers: int = 0
     goal_customers: int = 0
-    in_progress: dict[str, int] | None = None
-    ended: dict[tuple[str, str], int] | None = None
+    in_progress: dict[str, int] = field(default_factory=dict)
+    ended: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def run_counts(connection: Connection) -> dict[str, RunCounts]:
@@ -95,10 +95,9 @@ def run_counts(connection: Connection) -> dict[str, RunCounts]:
     grouped = select(shaped.c.journey, shaped.c.status, shaped.c.step, shaped.c.reason, func.count()).group_by(
         shaped.c.journey, shaped.c.status, shaped.c.step, shaped.c.reason
     )
-    found: dict[str, RunCounts] = defaultdict(lambda: RunCounts(in_progress={}, ended={}))
+    found: dict[str, RunCounts] = defaultdict(RunCounts)
     for journey, status, step, reason, count in connection.execute(grouped):
         runs = found[journey]
-        assert runs.in_progress is not None and runs.ended is not None
         if status == "not_entered":
             runs.not_entered += count
             continue

@@ -223,9 +223,9 @@ def _journey_report(
         not_entered=runs.not_entered,
         in_progress=[
             StepCount(step=s, count=n)
-            for s, n in sorted((runs.in_progress or {}).items(), key=lambda i: (step_order.get(i[0], -1), i[0]))
+            for s, n in sorted(runs.in_progress.items(), key=lambda i: (step_order.get(i[0], -1), i[0]))
         ],
-        ended=[EndCount(status=s, reason=r, count=n) for (s, r), n in sorted((runs.ended or {}).items())],
+        ended=[EndCount(status=s, reason=r, count=n) for (s, r), n in sorted(runs.ended.items())],
         goal_conversions=runs.goal_conversions,
         goal_window_days=journey.goal.within.total_seconds() / 86400 if journey.goal else None,
         sends=[
