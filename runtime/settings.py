@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -233,3 +235,27 @@ class Settings(BaseSettings):
     @property
     def templates_dir(self) -> Path:
         return self.journeys_dir / "templates"
+
+
+def settings_error(exc: ValidationError) -> ConfigurationError | None:
+    """A bad ``JOURNEYS_*`` value as one line naming the variable, or None when ``exc`` is not about settings.
+
+    pydantic names the field (``api_port``); an operator set a variable (``JOURNEYS_API_PORT``), so the message
+    names that, with what was wrong, and never the value itself (it may be a key or a password).
+    """
+    prefixes = {model.__name__: model.model_config.get("env_prefix", "") for model in _SETTINGS_MODELS}
+    if exc.title not in prefixes:
+        return None
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        model = exc.title
+        if field in _NESTED:  # a nested model's own variables carry its prefix
+            model, field = _NESTED[field], str(error["loc"][1]) if len(error["loc"]) > 1 else ""
+        variable, problem = f"{prefixes[model]}{field.upper()}", str(error["msg"]).removeprefix("Value error, ")
+        problems.append(problem if problem.startswith(f"{variable}:") else f"{variable}: {problem}")
+    return ConfigurationError("; ".join(problems))
+
+
+_SETTINGS_MODELS: tuple[type[BaseSettings], ...] = (Settings, DeliverySettings, ReportSettings)
+_NESTED = {"delivery": DeliverySettings.__name__, "report": ReportSettings.__name__}

@@ -50,15 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Its errors (``contracts.errors``) are printed as ``journeys <command>: <message>`` with
     the family's exit status (``starter.exit_codes``), not as tracebacks; anything else is a bug, and ``entry``
     shows its traceback."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    command = ""  # not known until the arguments are parsed
     try:
+        # Building the parser reads the settings (some commands take their defaults from them): a bad
+        # JOURNEYS_* value is one line here too.
+        args = build_parser().parse_args(argv)
+        command = args.command
         code: int = args.handler(args)
     except Exception as exc:
         error = as_ours(exc)
         if error is None:
             raise
-        return fail(args.command, error)
+        return fail(command, error)
     return code
 
 

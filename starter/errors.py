@@ -6,11 +6,13 @@ a database that is gone or a Temporal that does not answer reads the same in a t
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from temporalio.service import RPCError
 
 from contracts.errors import JourneysError
 from runtime.connection import temporal_error
+from runtime.settings import settings_error
 from storage.errors import storage_error
 
 
@@ -22,4 +24,6 @@ def as_ours(exc: Exception) -> JourneysError | None:
         return storage_error(exc)
     if isinstance(exc, RPCError):
         return temporal_error(exc)
+    if isinstance(exc, ValidationError):
+        return settings_error(exc)  # None when it is not about settings: a bug of ours
     return None

@@ -45,7 +45,7 @@ so an editor or a CI annotation reads them the same from every command."""
 def message(command: str, error: JourneysError) -> str:
     """``journeys <command>: <message>``, a line per problem (a broken map lists each of its problems)."""
     lines = [line for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
-    prefix = "" if isinstance(error, LOCATED) else f"journeys {command}: "
+    prefix = "" if isinstance(error, LOCATED) else f"journeys {command}: " if command else "journeys: "
     return "\n".join(prefix + line for line in lines)
 
 

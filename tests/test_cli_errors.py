@@ -102,3 +102,22 @@ def test_a_malformed_codec_key_is_one_line(
     assert main(command) == 2  # a configuration error (starter/exit_codes.py)
     expected = f"journeys {command[0]}: JOURNEYS_CODEC_KEYS: key 1: write keys as KEY_ID:BASE64_KEY\n"
     assert capsys.readouterr().err == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("JOURNEYS_API_PORT", "abc", "JOURNEYS_API_PORT: Input should be a valid integer"),
+        ("JOURNEYS_HTTP_TIMEOUT_SECONDS", "soon", "JOURNEYS_HTTP_TIMEOUT_SECONDS: Input should be a valid number"),
+        ("JOURNEYS_REPORT_VALUE_PROPERTY", "a b", "JOURNEYS_REPORT_VALUE_PROPERTY: 'a b' is not a name"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    variable: str, value: str, expected: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Some commands read the settings while the command line is built: the error is still one line, exit 2."""
+    monkeypatch.setenv(variable, value)
+    assert main(["validate", str(ROOT / "journeys" / "pharmacy_refill.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"journeys: {expected}")
+    assert err.count("\n") == 1
