@@ -241,7 +241,7 @@ def settings_error(exc: ValidationError) -> ConfigurationError | None:
     """A bad ``JOURNEYS_*`` value as one line naming the variable, or None when ``exc`` is not about settings.
 
     pydantic names the field (``api_port``); an operator set a variable (``JOURNEYS_API_PORT``), so the message
-    names that, with what was wrong, and never the value itself (it may be a key or a password).
+    names that, with what was wrong. pydantic's own messages leave the value out (it may be a key or a password).
     """
     prefixes = {model.__name__: model.model_config.get("env_prefix", "") for model in _SETTINGS_MODELS}
     if exc.title not in prefixes:
