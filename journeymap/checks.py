@@ -9,15 +9,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from journeymap.contract import check_contract
 from journeymap.errors import MapError
+from journeymap.events import TrackingPlan
 from journeymap.expressions import check_expression, referenced_names
 from journeymap.models import END, JourneyMap
 from journeymap.steps import kind_of
 from journeymap.suggest import did_you_mean
 
 
-def check_map(journey: JourneyMap, *, source: str, templates_dir: Path | None = None) -> list[MapError]:
-    """Every problem of meaning in ``journey``; templates are checked when ``templates_dir`` is given."""
+def check_map(
+    journey: JourneyMap, *, source: str, templates_dir: Path | None = None, plan: TrackingPlan | None = None
+) -> list[MapError]:
+    """Every problem of meaning in ``journey``; templates are checked when ``templates_dir`` is given, and its
+    events against their declarations (``plan``, the shared ``events.yaml``, and the map's ``events:``) when
+    there are any."""
     errors: list[MapError] = []
     errors += _check_step_ids(journey, source)
     errors += _check_targets(journey, source)
@@ -28,6 +34,8 @@ def check_map(journey: JourneyMap, *, source: str, templates_dir: Path | None = 
         errors += kind_of(step).check(
             step, journey=journey, source=source, path=f"steps[{index}]", templates_dir=templates_dir
         )
+    if plan is not None or journey.events:
+        errors += check_contract(journey, source=source, plan=plan, templates_dir=templates_dir)
     return errors
 
 

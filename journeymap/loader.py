@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from journeymap.checks import check_map
 from journeymap.errors import MapError, MapValidationError
+from journeymap.events import EVENTS_FILE, EventsFile, TrackingPlan, declared_in
 from journeymap.models import JourneyMap
 
 _TAGGED_LISTS = ("steps", "branch")
@@ -33,19 +34,28 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def parse_map(data: Any, *, source: str, templates_dir: Path | None = None) -> JourneyMap:
-    """Validate already-parsed YAML; raises :class:`MapValidationError` with every problem."""
+def _shape_errors(exc: ValidationError, source: str) -> list[MapError]:
+    return [
+        MapError(source, format_location(error["loc"]), error["msg"].removeprefix("Value error, "))
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def parse_map(
+    data: Any, *, source: str, templates_dir: Path | None = None, plan: TrackingPlan | None = None
+) -> JourneyMap:
+    """Validate already-parsed YAML; raises :class:`MapValidationError` with every problem.
+
+    ``plan`` is the shared ``events.yaml``: with it, or with an ``events:`` section in the map, the map must
+    declare every event it uses and read only declared properties (:mod:`journeymap.contract`).
+    """
     if not isinstance(data, dict):
         raise MapValidationError([MapError(source, "", "a journey map is a YAML mapping (name, entry, steps, ...)")])
     try:
         journey = JourneyMap.model_validate(data)
     except ValidationError as exc:
-        errors = []
-        for error in exc.errors(include_url=False):
-            message = error["msg"].removeprefix("Value error, ")
-            errors.append(MapError(source, format_location(error["loc"]), message))
-        raise MapValidationError(errors) from None
-    problems = check_map(journey, source=source, templates_dir=templates_dir)
+        raise MapValidationError(_shape_errors(exc, source)) from None
+    problems = check_map(journey, source=source, templates_dir=templates_dir, plan=plan)
     if problems:
         raise MapValidationError(problems)
     return journey
@@ -70,12 +80,38 @@ def read_text(path: Path) -> str:
         raise MapValidationError([MapError(path.name, "", f"cannot read: {exc.strerror}")]) from None
 
 
-def load_map_text(text: str, *, source: str, templates_dir: Path | None = None) -> JourneyMap:
-    return parse_map(parse_yaml(text, source=source), source=source, templates_dir=templates_dir)
+def load_map_text(
+    text: str, *, source: str, templates_dir: Path | None = None, plan: TrackingPlan | None = None
+) -> JourneyMap:
+    return parse_map(parse_yaml(text, source=source), source=source, templates_dir=templates_dir, plan=plan)
 
 
-def load_map(path: Path | str, *, templates_dir: Path | None = None) -> JourneyMap:
-    """Load a map file; its templates are looked for in ``templates/`` beside it unless told otherwise."""
+def load_map(path: Path | str, *, templates_dir: Path | None = None, plan: TrackingPlan | None = None) -> JourneyMap:
+    """Load a map file; its templates are looked for in ``templates/`` beside it unless told otherwise, and its
+    events are checked against the ``events.yaml`` beside it (when there is one) unless a plan is given."""
     path = Path(path)
     text = read_text(path)
-    return load_map_text(text, source=path.name, templates_dir=templates_dir or path.parent / "templates")
+    if plan is None:
+        plan = events_file_beside(path.parent)
+    return load_map_text(text, source=path.name, templates_dir=templates_dir or path.parent / "templates", plan=plan)
+
+
+def load_events_file(path: Path) -> TrackingPlan:
+    """The declarations of an ``events.yaml``; raises :class:`MapValidationError` naming each problem."""
+    source = path.name
+    data = parse_yaml(read_text(path), source=source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise MapValidationError([MapError(source, "", "an events file is a YAML mapping with `events:`")])
+    try:
+        parsed = EventsFile.model_validate(data)
+    except ValidationError as exc:
+        raise MapValidationError(_shape_errors(exc, source)) from None
+    return declared_in(parsed.events, source)
+
+
+def events_file_beside(folder: Path) -> TrackingPlan | None:
+    """The ``events.yaml`` in ``folder``, or None when there is none."""
+    path = folder / EVENTS_FILE
+    return load_events_file(path) if path.is_file() else None

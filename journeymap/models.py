@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema
 
+from journeymap.events import Declarations
 from journeymap.fields import END, EventType, Expression, FrozenModel, PositiveDuration, StepId
 from journeymap.steps import StepModel, kind_of, kinds
 
@@ -131,6 +132,8 @@ class JourneyMap(FrozenModel):
     """Journey variables, evaluated in order at entry; steps may change them with `set`."""
     exit_on: list[Annotated[EventRule, BeforeValidator(_event_rule)]] = Field(default_factory=list)
     goal: Goal | None = None
+    events: Declarations = Field(default_factory=dict)
+    """Declarations of the events this map uses (besides the shared ``events.yaml``): docs/events.md."""
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("timezone")

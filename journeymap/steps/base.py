@@ -159,6 +159,20 @@ class StepKind(Generic[S]):
         """Event types the step waits for (routing sends these to the journey)."""
         return []
 
+    def takes_events(self, step: S) -> list[str]:
+        """Event types the step takes as ``event``: its own expressions see one of these (``wait_for.match``)."""
+        return []
+
+    def event_flow(self, step: S, following: str) -> list[tuple[str, list[str] | None]] | None:
+        """For a step that changes ``event``: (target, event types the steps there see as ``event``, None when
+        unchanged) for every way out. None (the default): the step changes nothing, its successors see what it
+        saw. The event contract (:mod:`journeymap.contract`) follows this to know what ``event`` is at a step."""
+        return None
+
+    def templates(self, step: S) -> list[tuple[str, str, list[str]]]:
+        """(path inside the step, template name, channels) of every message template the step renders."""
+        return []
+
     def always_jumps(self, step: S) -> bool:
         """Whether the step always names where it goes, so it never falls through to the following step."""
         return False

@@ -64,6 +64,9 @@ class Send(StepKind[SendStep]):
     def targets(self, step: SendStep) -> list[tuple[str, str]]:
         return [("send.on_failure", step.send.on_failure)] if step.send.on_failure else []
 
+    def templates(self, step: SendStep) -> list[tuple[str, str, list[str]]]:
+        return [("send.template", step.send.template, list(step.send.channels))]
+
     def check(
         self, step: SendStep, *, journey: JourneyMap, source: str, path: str, templates_dir: Path | None
     ) -> list[MapError]:

@@ -54,6 +54,16 @@ class WaitFor(StepKind[WaitForStep]):
     def events(self, step: WaitForStep) -> list[str]:
         return list(step.wait_for.events)
 
+    def takes_events(self, step: WaitForStep) -> list[str]:
+        return list(step.wait_for.events)
+
+    def event_flow(self, step: WaitForStep, following: str) -> list[tuple[str, list[str] | None]]:
+        spec = step.wait_for
+        flow: list[tuple[str, list[str] | None]] = [(spec.on_event or following, list(spec.events))]
+        if spec.timeout is not None:
+            flow.append((spec.on_timeout or following, None))  # timed out: ``event`` is still the one before
+        return flow
+
     def label(self, step: WaitForStep) -> list[str]:
         spec = step.wait_for
         return [
