@@ -13,7 +13,7 @@ adding its ``events.yaml``, and from then on each event must be declared.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,7 +97,7 @@ def _readers(journey: JourneyMap, templates_dir: Path | None) -> Iterator[tuple[
             file = templates_dir / f"{name}.yaml"
             try:
                 template = load_template(file)
-            except Exception:  # noqa: BLE001  (a missing or broken template is the send step's own check)
+            except Exception:  # a missing or broken template: the send step's own check reports it
                 continue
             for where, text in template_texts(template, channels):
                 yield f"steps[{index}].{path}: {name} {where}", text, sorted(current.get(index, set())), True
@@ -141,7 +141,9 @@ class _Read:
     node: nodes.Node
 
 
-def _check_text(text: str, scope: dict[str, list[str]], declared: dict[str, EventSpec], *, template: bool) -> list[str]:
+def _check_text(
+    text: str, scope: dict[str, list[str]], declared: Mapping[str, EventSpec], *, template: bool
+) -> list[str]:
     try:
         tree = _PARSE.parse(text if template else "{{ (" + text + ") }}")
     except TemplateSyntaxError:
@@ -201,8 +203,9 @@ def _reads(tree: nodes.Node) -> tuple[list[_Read], set[tuple[str, str]]]:
             return
         if isinstance(node, nodes.Filter) and node.name in _GUARDS and node.node is not None:
             walk(node.node, True)
-            for child in (*node.args, *(kw.value for kw in node.kwargs)):
-                walk(child, safe)
+            arguments: list[nodes.Node] = [*node.args, *(kw.value for kw in node.kwargs)]
+            for argument in arguments:
+                walk(argument, safe)
             return
         if isinstance(node, nodes.Test) and node.name in ("defined", "undefined", "none"):
             walk(node.node, True)
@@ -218,7 +221,7 @@ class _Types:
     """The type a value has where it can be known (a declared property, a literal, a helper's result), and
     the places where it does not fit."""
 
-    def __init__(self, scope: dict[str, list[str]], declared: dict[str, EventSpec]) -> None:
+    def __init__(self, scope: dict[str, list[str]], declared: Mapping[str, EventSpec]) -> None:
         self._scope = scope
         self._declared = declared
 
@@ -265,7 +268,8 @@ class _Types:
                     found.append(f"{name}() of {what}, which is declared {_article(kind)}")
         for op in (nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow):
             for binary in tree.find_all(op):
-                for side in (binary.left, binary.right):
+                sides: tuple[nodes.Node, nodes.Node] = (binary.left, binary.right)
+                for side in sides:
                     kind = self.of(side)
                     if kind in ("string", "boolean", "list", "object") and _property_of(side) is not None:
                         found.append(f"arithmetic on {_describe(side)}, which is declared {_article(kind)}")

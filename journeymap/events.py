@@ -61,9 +61,7 @@ class EventSpec(FrozenModel):
     """One event type: its properties, and what the API does with an event that breaks them."""
 
     description: str = ""
-    properties: dict[PropertyName, Annotated[PropertySpec, BeforeValidator(_shorthand)]] = Field(
-        default_factory=dict
-    )
+    properties: dict[PropertyName, Annotated[PropertySpec, BeforeValidator(_shorthand)]] = Field(default_factory=dict)
     on_invalid: OnInvalid = "refuse"
     """``refuse``: answered 422 and dropped. ``quarantine``: accepted, stored apart, given to no journey."""
 
@@ -155,14 +153,18 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 @dataclass(frozen=True)
 class Violation:
-    """One way an event breaks its declaration: ``properties.picked_up_at: required (an ISO 8601 date-time)``."""
+    """One way an event breaks its declaration: ``event 'x': property 'y': required, missing; expected ...``."""
 
     event: str
     property: str
     expected: str
+    """What was wrong and expected, without the value (it may be personal data; it is stored and counted)."""
+    got: str = ""
+    """The wrong value as the sender sent it (only in the answer to the sender)."""
 
     def __str__(self) -> str:
-        return f"event {self.event!r}: property {self.property!r}: {self.expected}"
+        got = f", got {self.got}" if self.got else ""
+        return f"event {self.event!r}: property {self.property!r}: {self.expected}{got}"
 
 
 @dataclass(frozen=True)
@@ -202,10 +204,10 @@ class PayloadValidator:
                     found.append(Violation(self.event, rule.name, f"required, {what}; expected {rule.expected}"))
                 continue
             if not rule.test(value):
-                found.append(Violation(self.event, rule.name, f"expected {rule.expected}, got {_shown(value)}"))
+                found.append(Violation(self.event, rule.name, f"expected {rule.expected}", _shown(value)))
             elif rule.allowed is not None and value not in rule.allowed:
                 allowed = ", ".join(repr(v) for v in sorted(rule.allowed, key=str))
-                found.append(Violation(self.event, rule.name, f"expected one of {allowed}, got {_shown(value)}"))
+                found.append(Violation(self.event, rule.name, f"expected one of {allowed}", _shown(value)))
         return found
 
 

@@ -99,10 +99,11 @@ def given_parts(parts: BaseModel) -> dict[str, str]:
 def template_texts(template: MessageTemplate, channels: list[str]) -> list[tuple[str, str]]:
     """(where, text) of every part ``channels`` use, in every locale: ``push.body``, ``locales.es.push.body``."""
     found: list[tuple[str, str]] = []
-    variants: list[tuple[str, ChannelParts]] = [("", template), *((f"locales.{k}.", v) for k, v in template.locales.items())]
+    variants: list[tuple[str, ChannelParts]] = [("", template)]
+    variants += [(f"locales.{locale}.", parts) for locale, parts in template.locales.items()]
     for prefix, variant in variants:
         for channel in channels:
-            parts = getattr(variant, channel, None) if channel in CHANNEL_PARTS and CHANNEL_PARTS[channel] else None
+            parts = getattr(variant, channel, None) if CHANNEL_PARTS.get(channel) else None
             if parts is not None:
                 found += [(f"{prefix}{channel}.{part}", text) for part, text in given_parts(parts).items()]
     return found

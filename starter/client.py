@@ -19,9 +19,10 @@ from contracts import search_attributes as sa
 from contracts.events import JourneyEvent
 from contracts.ids import TASK_QUEUE
 from journeymap import JourneyMap
+from journeymap.events import TrackingPlan
 from journeymap.routing import Routes, Target
 from runtime.settings import Settings
-from starter.catalog import load_catalog
+from starter.catalog import load_catalog, load_plan
 from workflows.journey import JourneyWorkflow
 from workflows.models import DeliveryRouting, JourneyInput
 
@@ -52,10 +53,13 @@ class JourneyClient:
         task_queue: str = TASK_QUEUE,
         continue_as_new_after_events: int | None = None,
         delivery: DeliveryRouting | None = None,
+        plan: TrackingPlan | None = None,
     ) -> None:
         self._client = client
         self._catalog = catalog
         self.routes = Routes(catalog)
+        self.plan = plan
+        """The events' declarations (``starter.catalog.load_plan``) the event API enforces; None: none."""
         self._task_queue = task_queue
         self._continue_as_new_after = continue_as_new_after_events
         self._delivery = delivery
@@ -64,12 +68,15 @@ class JourneyClient:
     def from_settings(
         cls, client: Client, settings: Settings, catalog: dict[str, JourneyMap] | None = None
     ) -> JourneyClient:
-        """The client a deployment uses: its task queue, its delivery queues, its journeys folder."""
+        """The client a deployment uses: its task queue, its delivery queues, its journeys folder (maps and plan)."""
+        if catalog is None:
+            catalog = load_catalog(settings.journeys_dir)
         return cls(
             client,
-            catalog if catalog is not None else load_catalog(settings.journeys_dir),
+            catalog,
             task_queue=settings.task_queue,
             delivery=delivery_routing(settings),
+            plan=load_plan(settings.journeys_dir, catalog),
         )
 
     @property

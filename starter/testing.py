@@ -46,7 +46,7 @@ from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
 from starter.api.identities import merged_customer, resolve_customer
-from starter.catalog import load_catalog
+from starter.catalog import load_catalog, load_plan
 from starter.client import JourneyClient, Routed, delivery_routing
 from storage import Customer, Delivery, make_engine
 from workers.worker import journey_worker
@@ -101,13 +101,15 @@ async def journey_system(
     engine = make_engine(settings.database)
     try:
         async with journey_worker(client, settings, engine):
+            maps = catalog if catalog is not None else load_catalog(settings.journeys_dir)
             yield (
                 JourneyClient(
                     client,
-                    catalog if catalog is not None else load_catalog(settings.journeys_dir),
+                    maps,
                     task_queue=settings.task_queue,
                     continue_as_new_after_events=continue_as_new_after_events,
                     delivery=delivery_routing(settings),
+                    plan=load_plan(settings.journeys_dir, maps),
                 ),
                 engine,
             )

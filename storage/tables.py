@@ -146,3 +146,32 @@ class JourneyRun(SQLModel, table=True):
     goal_reached_at: datetime | None = None
     split_variants: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     refreshed_at: datetime = Field(default_factory=_now)
+
+
+class QuarantinedEvent(SQLModel, table=True):
+    """Issue 17: an event that broke its declaration, accepted under ``on_invalid: quarantine``.
+
+    Kept apart from ``event``: no journey was given it and the report does not count it as customer activity.
+    An operator reads it (``journeys events --stats``), fixes the sender, and replays it if it matters.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=200)
+    customer_id: str = Field(index=True, max_length=200)
+    type: str = Field(index=True, max_length=128)
+    properties: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    problems: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """What broke the declaration, one line each (``picked_up_at: required, missing``), without the values."""
+    occurred_at: datetime = Field(default_factory=_now)
+    received_at: datetime = Field(default_factory=_now)
+
+
+class RefusedEventCount(SQLModel, table=True):
+    """Issue 17: how many events of a type the API refused for breaking their declaration (nothing else of a
+    refused event is kept: it was answered 422, and its sender keeps it). One row per type, added to per batch."""
+
+    type: str = Field(primary_key=True, max_length=128)
+    count: int = 0
+    last_problem: str = Field(default="", max_length=400)
+    """The latest reason, without the value (``picked_up_at: required, missing``)."""
+    last_at: datetime = Field(default_factory=_now)

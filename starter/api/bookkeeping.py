@@ -32,7 +32,7 @@ from starter.api.batching import Batcher
 from starter.api.identities import ABSORBED, absorbed_ids, resolve_customer
 from starter.api.models import IdentifyMessage, MessageResult, TrackMessage
 from storage.driver import DriverInsert, DriverSelect
-from storage.tables import Customer, CustomerIdentity, Event, ProcessedMessage
+from storage.tables import Customer, CustomerIdentity, Event, ProcessedMessage, QuarantinedEvent, RefusedEventCount
 
 Message = TrackMessage | IdentifyMessage
 
@@ -55,6 +55,17 @@ class Handled:
     customer_id: str
     event: JourneyEvent | None
     result: MessageResult
+    quarantine: list[str] | None = None
+    """Set for an event that broke its declaration under ``on_invalid: quarantine``: why. It is stored in
+    ``quarantinedevent`` instead of ``event``."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An event refused for breaking its declaration: counted by type (nothing else of it is kept)."""
+
+    type: str
+    problems: list[str]
 
 
 class Bookkeeping:
@@ -76,7 +87,11 @@ class Bookkeeping:
         self._answers = DriverSelect(_ANSWERS, engine.dialect, "message_ids")
         self._users = DriverSelect(_USERS, engine.dialect, "user_ids")
         self._new_users = None if ignoring is None else (ignoring(_table(Customer)), ignoring(_table(CustomerIdentity)))
-        self._work: Batcher[Message | Handled, Lookup | Exception | None] = Batcher(self._run, max_batch=max_batch)
+        self._quarantine = None if ignoring is None else ignoring(_table(QuarantinedEvent))
+        self._count_refused = _count_refused(engine)
+        self._work: Batcher[Message | Handled | Refused, Lookup | Exception | None] = Batcher(
+            self._run, max_batch=max_batch
+        )
 
     async def before_routing(self, message: Message) -> Lookup:
         found = await self._work.submit(message)
@@ -92,10 +107,16 @@ class Bookkeeping:
         if isinstance(failed, Exception):
             raise failed
 
-    def _run(self, work: list[Message | Handled]) -> list[Lookup | Exception | None]:
+    async def refused(self, refused: Refused) -> None:
+        """Count a refused event; answered once the count is committed, like every other record."""
+        failed = await self._work.submit(refused)
+        if isinstance(failed, Exception):
+            raise failed
+
+    def _run(self, work: list[Message | Handled | Refused]) -> list[Lookup | Exception | None]:
         """Blocking. The records, then the look-ups; a failure of one kind fails only its own submitters."""
-        handled = [item for item in work if isinstance(item, Handled)]
-        messages = [item for item in work if not isinstance(item, Handled)]
+        handled = [item for item in work if isinstance(item, Handled | Refused)]
+        messages = [item for item in work if not isinstance(item, Handled | Refused)]
         recorded: Exception | None = None
         found: list[Lookup | Exception] = []
         with self.engine.connect() as connection:
@@ -110,7 +131,7 @@ class Bookkeeping:
                 except Exception as error:
                     found = [error] * len(messages)
         lookups = iter(found)
-        return [recorded if isinstance(item, Handled) else next(lookups) for item in work]
+        return [recorded if isinstance(item, Handled | Refused) else next(lookups) for item in work]
 
     def _look_up(self, connection: Connection, messages: list[Message]) -> list[Lookup | Exception]:
         """Blocking. The commonest message, a track by a known user id, costs its share of two reads by primary
@@ -189,15 +210,27 @@ class Bookkeeping:
                 merged.setdefault(str(value), []).append(str(absorbed))
         return {value: (customer, tuple(sorted(merged.get(value, ())))) for value, customer in customers.items()}
 
-    def _record(self, connection: Connection, handled: list[Handled]) -> None:
+    def _record(self, connection: Connection, work: list[Handled | Refused]) -> None:
         """Blocking. One transaction for the batch; a row that is there already (the same event recorded before,
         the same message handled at this very moment) is skipped, and its first version stands. The batcher runs
-        one call at a time, so this process has one writer: on SQLite its threads never wait on each other."""
+        one call at a time, so this process has one writer: on SQLite its threads never wait on each other.
+        Refused events add to their type's count, one statement per batch."""
         now = datetime.now(UTC)
+        handled = [h for h in work if isinstance(h, Handled)]
+        refusals = _refusals([r for r in work if isinstance(r, Refused)], now)
         events = [
             {**event_values(h.customer_id, h.event, at=h.event.timestamp or now), "recorded_at": now}
             for h in handled
-            if h.event is not None
+            if h.event is not None and h.quarantine is None
+        ]
+        quarantined = [
+            {
+                **event_values(h.customer_id, h.event, at=h.event.timestamp or now),
+                "problems": h.quarantine,
+                "received_at": now,
+            }
+            for h in handled
+            if h.event is not None and h.quarantine is not None
         ]
         answers = [
             {
@@ -209,20 +242,33 @@ class Bookkeeping:
             }
             for h in handled
         ]
-        if self._inserts is None:
-            self._record_one_by_one(handled)
+        if self._inserts is None or self._quarantine is None or self._count_refused is None:
+            self._record_one_by_one(handled, refusals)
             return
         insert_events, insert_answers = self._inserts
         with connection.begin():
             insert_events.execute_many(connection, events)
             insert_answers.execute_many(connection, answers)
+            if quarantined:
+                connection.execute(self._quarantine, quarantined)
+            if refusals:
+                connection.execute(self._count_refused, refusals)
 
-    def _record_one_by_one(self, handled: list[Handled]) -> None:
+    def _record_one_by_one(self, handled: list[Handled], refusals: list[dict[str, Any]]) -> None:
         """For a database without ``ON CONFLICT DO NOTHING``: each row keeps its first-wins rule alone."""
         for h in handled:
-            if h.event is not None:
+            if h.event is not None and h.quarantine is None:
                 record_event(self.engine, h.customer_id, h.event)
+            elif h.event is not None and h.quarantine is not None:
+                _quarantine(self.engine, h.customer_id, h.event, h.quarantine)
             _remember(self.engine, h.result)
+        with Session(self.engine) as session:
+            for refusal in refusals:
+                row = session.get(RefusedEventCount, refusal["type"]) or RefusedEventCount(type=refusal["type"])
+                row.count += refusal["count"]
+                row.last_problem, row.last_at = refusal["last_problem"], refusal["last_at"]
+                session.add(row)
+            session.commit()
 
 
 _EVENT_KEYS = ("event_id", "customer_id", "type", "properties", "occurred_at", "recorded_at")
@@ -266,6 +312,44 @@ def _insert_ignoring_duplicates(engine: Engine) -> Any | None:
         return statement
 
     return ignoring
+
+
+def _refusals(refused: list[Refused], now: datetime) -> list[dict[str, Any]]:
+    """The count rows to add: one per event type, however many of it a batch refused."""
+    by_type: dict[str, dict[str, Any]] = {}
+    for item in refused:
+        row = by_type.setdefault(item.type, {"type": item.type, "count": 0, "last_at": now})
+        row["count"] += 1
+        row["last_problem"] = "; ".join(item.problems)[:400]
+    return list(by_type.values())
+
+
+def _count_refused(engine: Engine) -> Any | None:
+    """``INSERT ... ON CONFLICT (type) DO UPDATE SET count = count + excluded.count``: SQLite and PostgreSQL
+    both have it, so concurrent API processes add to one row without losing a count (None: another dialect)."""
+    dialects: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    make = dialects.get(engine.dialect.name)
+    if make is None:
+        return None
+    table = _table(RefusedEventCount)
+    statement = make(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.type],
+        set_={
+            "count": table.c.count + statement.excluded.count,
+            "last_problem": statement.excluded.last_problem,
+            "last_at": statement.excluded.last_at,
+        },
+    )
+
+
+def _quarantine(engine: Engine, customer_id: str, event: JourneyEvent, problems: list[str]) -> None:
+    with Session(engine) as session:
+        session.add(QuarantinedEvent(**event_values(customer_id, event), problems=problems))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()  # the same event quarantined before: its first copy stands
 
 
 def _remember(engine: Engine, result: MessageResult) -> None:

@@ -28,6 +28,7 @@ from contracts.errors import (
     StorageError,
     UnavailableError,
 )
+from starter.api.contract import EventRefused
 from starter.api.models import ErrorResponse, FieldError
 from starter.api.wire import BodyTooLarge, Send, answer_json
 from starter.errors import as_ours
@@ -38,6 +39,7 @@ STATUSES: dict[type[JourneysError], int] = {
     AccessDenied: 401,
     NotConfigured: 404,  # nobody may use a part that is not set up, and it need not say more than "not here"
     BodyTooLarge: 413,
+    EventRefused: 422,  # a well-formed message whose event breaks its declaration: as a malformed one
     UnavailableError: 503,
     StorageError: 503,
 }
@@ -50,6 +52,8 @@ def status_of(error: JourneysError) -> int:
 
 
 def error_response(error: JourneysError) -> ErrorResponse:
+    if isinstance(error, EventRefused):
+        return ErrorResponse(errors=error.field_errors())
     return ErrorResponse(errors=[FieldError(path="", message=str(error))])
 
 

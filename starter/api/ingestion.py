@@ -25,7 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 from activities.preferences import record_words
 from contracts.events import JourneyEvent
-from starter.api.bookkeeping import Handled
+from starter.api.bookkeeping import Handled, Refused
+from starter.api.contract import EventRefused
 from starter.api.errors import field_errors, refuse
 from starter.api.models import (
     BatchMessage,
@@ -33,6 +34,7 @@ from starter.api.models import (
     IdentifyMessage,
     JourneyReached,
     MessageResult,
+    RefusedMessage,
     TrackMessage,
 )
 from starter.api.services import ApiServices
@@ -57,6 +59,13 @@ class Ingestion:
         services = self._services()
         received_at = datetime.now(UTC)
         message_id = message.message_id or uuid.uuid4().hex
+        # The contract first: a refused event costs no look-up, and reaches no journey.
+        verdict = None
+        if isinstance(message, TrackMessage):
+            verdict = services.contract.judge(message.event, message.properties)
+        if verdict is not None and isinstance(message, TrackMessage) and not verdict.quarantine:
+            await services.bookkeeping.refused(Refused(message.event, verdict.problems()))
+            raise EventRefused(verdict.violations)
         known = await services.bookkeeping.before_routing(message)
         if known.first is not None:
             return known.first.model_copy(update={"duplicate": True})
@@ -73,21 +82,38 @@ class Ingestion:
                 properties=message.properties,
                 timestamp=message.occurred_at(received_at, batch_sent_at),
             )
-            routed = await services.journeys.send_event(customer_id, event, absorbed=known.absorbed)
-            reached = [JourneyReached(journey=r.journey, workflow_id=r.workflow_id, action=r.action) for r in routed]
-        result = MessageResult(message_id=message_id, type=message.type, customer_id=customer_id, journeys=reached)
-        await services.bookkeeping.after_routing(Handled(customer_id, event, result))
+            if verdict is None:  # a quarantined event is stored apart, and given to no journey
+                routed = await services.journeys.send_event(customer_id, event, absorbed=known.absorbed)
+                reached = [
+                    JourneyReached(journey=r.journey, workflow_id=r.workflow_id, action=r.action) for r in routed
+                ]
+        problems = verdict.problems() if verdict is not None else []
+        result = MessageResult(
+            message_id=message_id,
+            type=message.type,
+            customer_id=customer_id,
+            journeys=reached,
+            quarantined=verdict is not None,
+            problems=problems,
+        )
+        await services.bookkeeping.after_routing(Handled(customer_id, event, result, quarantine=problems or None))
         log.debug("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
         return result
 
     async def batch(self, message: BatchMessage) -> BatchResult:
         """One customer's messages keep their order (an identify before the track that needs it); different
-        customers' messages go at once, so a batch costs about as long as its busiest customer."""
-        results: list[MessageResult | None] = [None] * len(message.batch)
+        customers' messages go at once, so a batch costs about as long as its busiest customer. A message whose
+        event breaks its declaration is refused alone: its result says why, the others are handled."""
+        results: list[MessageResult | RefusedMessage | None] = [None] * len(message.batch)
 
         async def in_order(indexes: list[int]) -> None:
             for index in indexes:
-                results[index] = await self.message(message.batch[index], message.sent_at)
+                item = message.batch[index]
+                try:
+                    results[index] = await self.message(item, message.sent_at)
+                except EventRefused as refused:
+                    errors = EventRefused(refused.violations, path=f"batch[{index}]").field_errors()
+                    results[index] = RefusedMessage(message_id=item.message_id, errors=errors)
 
         await asyncio.gather(*(in_order(indexes) for indexes in same_person(message.batch)))
         return BatchResult(results=[r for r in results if r is not None])

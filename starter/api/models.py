@@ -155,6 +155,16 @@ class BatchMessage(BaseModel):
     """When the batch was sent, for messages without a ``sentAt`` of their own (Segment's libraries put it here)."""
 
 
+class FieldError(BaseModel):
+    path: str
+    """Where in the body, e.g. ``batch[2].event``."""
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    errors: list[FieldError]
+
+
 class JourneyReached(BaseModel):
     journey: str
     workflow_id: str | None = Field(serialization_alias="workflowId")
@@ -169,17 +179,22 @@ class MessageResult(BaseModel):
     duplicate: bool = False
     """True when this ``messageId`` was handled before: nothing happened this time."""
     journeys: list[JourneyReached] = Field(default_factory=list)
+    quarantined: bool = False
+    """True when the event broke its declaration and its type says ``on_invalid: quarantine``: it was stored
+    apart and given to no journey (docs/events.md)."""
+    problems: list[str] = Field(default_factory=list)
+    """Why it was quarantined, one line per property."""
+
+
+class RefusedMessage(BaseModel):
+    """A message of a batch refused for breaking its event's declaration; the rest of the batch is handled."""
+
+    message_id: str | None = Field(serialization_alias="messageId")
+    type: Literal["track"] = "track"
+    status: Literal[422] = 422
+    errors: list[FieldError]
 
 
 class BatchResult(BaseModel):
-    results: list[MessageResult]
-
-
-class FieldError(BaseModel):
-    path: str
-    """Where in the body, e.g. ``batch[2].event``."""
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    errors: list[FieldError]
+    results: list[MessageResult | RefusedMessage]
+    """One per message, in order: what it did, or why it was refused."""

@@ -14,6 +14,7 @@ from temporalio.converter import PayloadCodec
 from runtime.connection import connect
 from runtime.settings import Settings
 from starter.api.bookkeeping import Bookkeeping
+from starter.api.contract import EventContract
 from starter.client import JourneyClient
 from storage import make_engine
 from storage.schema import check
@@ -27,9 +28,12 @@ class ApiServices:
     """The payload codec the codec server applies; None when no key is configured."""
     bookkeeping: Bookkeeping = field(init=False)
     """The per-message database work, batched across requests: built from ``engine``."""
+    contract: EventContract = field(init=False)
+    """The tracking plan's validators, built once from the journeys' plan."""
 
     def __post_init__(self) -> None:
         self.bookkeeping = Bookkeeping(self.engine)
+        self.contract = EventContract(self.journeys.plan)
 
 
 @asynccontextmanager
