@@ -119,6 +119,10 @@ STUBS = (send_message, load_profile, update_profile, call_webhook)
 
 SEND_GIVE_UP = timedelta(hours=24)
 """A send (or webhook call) still failing after a day of retries is recorded as failed and the journey goes on."""
+TEMPLATE_ERROR = "TemplateError"
+"""The error type a send raises when its template cannot be rendered with the journey's data: never retried, and
+the journey records it as a fault instead of going on."""
+
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     maximum_interval=timedelta(minutes=5),

@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Status = Literal["entering", "active", "waiting", "completed", "exited", "not_entered", "cooldown", "failed"]
+Status = Literal["entering", "active", "waiting", "completed", "exited", "not_entered", "cooldown", "failed", "faulted"]
+"""``faulted``: a step could not evaluate an expression or render a template, and the journey waits for an
+operator (``journeys resume``) or a corrected event, as its map says (docs/events.md)."""
 ENDED: frozenset[str] = frozenset({"completed", "exited", "not_entered", "failed"})
 
 
@@ -23,6 +25,31 @@ class SendRecord(BaseModel):
     """Channels that took the message."""
     outcome: str
     at: datetime
+
+
+class Fault(BaseModel):
+    """Why a step could not go on: an expression or a template could not be evaluated with the data it had."""
+
+    step: str | None
+    """The step; None at entry (the map's variables)."""
+    where: str
+    """The expression or template: ``next_cycle.set.supply_ends``, ``remind_refill.send.template``."""
+    message: str
+    at: datetime
+    on_error: str
+    """What the map said to do: ``operator``, ``corrected_event``, or the step it went to."""
+    event_type: str | None = None
+    """The type of ``event`` when it happened (a corrected event of this type retries the step)."""
+    resolved: str | None = None
+    """How it was resolved (``retried by an operator``, ``corrected event``, ``went to X``); None while open."""
+
+
+class ResumeInput(BaseModel):
+    """The ``resume`` update: what an operator decides for a faulted journey."""
+
+    action: Literal["retry", "goto", "end"] = "retry"
+    step: str | None = None
+    """With ``goto``: the step to go to."""
 
 
 class JourneyResult(BaseModel):
@@ -50,3 +77,5 @@ class JourneySnapshot(BaseModel):
     end_reason: str | None
     visits: dict[str, int] = Field(default_factory=dict)
     """How often each step was entered in this entry (steps never entered are absent)."""
+    fault: Fault | None = None
+    """The latest fault of this entry (open while ``status`` is ``faulted``)."""

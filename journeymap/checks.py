@@ -13,6 +13,7 @@ from journeymap.contract import check_contract
 from journeymap.errors import MapError
 from journeymap.events import TrackingPlan
 from journeymap.expressions import check_expression, referenced_names
+from journeymap.fields import ON_ERROR_MODES
 from journeymap.models import END, JourneyMap
 from journeymap.steps import kind_of
 from journeymap.suggest import did_you_mean
@@ -57,11 +58,16 @@ def targets(journey: JourneyMap, index: int) -> list[tuple[str, str]]:
     if step.next is not None:
         found.append(("next", step.next))
     found += kind_of(step).targets(step)
+    if step.on_error is not None and step.on_error not in ON_ERROR_MODES:
+        found.append(("on_error", step.on_error))
     return found
 
 
 def _check_targets(journey: JourneyMap, source: str) -> Iterator[MapError]:
     ids = {step.id for step in journey.steps} | {END}
+    if journey.on_error not in ids | set(ON_ERROR_MODES):
+        known = ids | set(ON_ERROR_MODES)
+        yield MapError(source, "on_error", f"unknown step {journey.on_error!r}{did_you_mean(journey.on_error, known)}")
     for index in range(len(journey.steps)):
         for path, target in targets(journey, index):
             if target not in ids:

@@ -60,6 +60,11 @@ StepId = Annotated[str, Field(pattern=IDENTIFIER, max_length=64)]
 StepTarget = Annotated[str, Field(pattern=IDENTIFIER, max_length=64)]
 EventType = Annotated[str, Field(pattern=_EVENT_TYPE, max_length=128)]
 Expression = Annotated[str, Field(min_length=1, max_length=2000)]
+ON_ERROR_MODES = ("operator", "corrected_event")
+OnError = Annotated[str, Field(pattern=IDENTIFIER, max_length=64)]
+"""What a step that cannot evaluate an expression or a template does: ``operator`` (stop, and wait for
+``journeys resume``), ``corrected_event`` (wait for another event of the type it had, then try again), or the id
+of a step to go to (``end`` among them)."""
 Channel = Literal["email", "sms", "push", "voice", "webhook"]
 Category = Literal["transactional", "promotional"]
 

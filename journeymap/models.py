@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_core import CoreSchema
 
 from journeymap.events import Declarations
-from journeymap.fields import END, EventType, Expression, FrozenModel, PositiveDuration, StepId
+from journeymap.fields import END, EventType, Expression, FrozenModel, OnError, PositiveDuration, StepId
 from journeymap.steps import StepModel, kind_of, kinds
 
 # ----------------------------------------------------------------------------------------------- entry
@@ -132,6 +132,9 @@ class JourneyMap(FrozenModel):
     """Journey variables, evaluated in order at entry; steps may change them with `set`."""
     exit_on: list[Annotated[EventRule, BeforeValidator(_event_rule)]] = Field(default_factory=list)
     goal: Goal | None = None
+    on_error: OnError = "operator"
+    """What a step that cannot evaluate an expression or template does, unless it says otherwise: ``operator``
+    (stop and wait for ``journeys resume``), ``corrected_event`` or a step to go to (docs/events.md)."""
     events: Declarations = Field(default_factory=dict)
     """Declarations of the events this map uses (besides the shared ``events.yaml``): docs/events.md."""
     steps: list[Step] = Field(min_length=1)

@@ -19,6 +19,7 @@ import pytest
 import journeymap.mermaid as mermaid
 from journeymap import load_map, load_map_text
 from journeymap.mermaid import END_NODE, ENTRY_NODE, NOTE_NODE, node_id, to_mermaid
+from starter.catalog import map_files
 from starter.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,7 +256,7 @@ def test_mermaids_own_parser_accepts_every_rendered_map(tmp_path: Path) -> None:
         "every_kind": to_mermaid(load_map_text(EVERY_KIND, source="every_kind.yaml")),
         "keywords": to_mermaid(load_map_text(KEYWORD_IDS, source="keywords.yaml")),
     }
-    for shipped in sorted((ROOT / "journeys").glob("*.yaml")):
+    for shipped in map_files(ROOT / "journeys"):
         charts[shipped.stem] = to_mermaid(load_map(shipped))
 
     result = _mermaid_parse(tmp_path, charts)

@@ -15,6 +15,7 @@ import yaml
 
 from journeymap import MapValidationError, load_map
 from journeymap.scenario import parse_scenario
+from starter.catalog import map_files
 from starter.scenarios import CYCLE_YEARS, Clock, years_to_move
 from testkit.harness import ROOT
 from testkit.processes import journeys_env
@@ -197,7 +198,7 @@ def test_journeys_test_refuses_an_invalid_scenario_before_running_anything(tmp_p
 def test_every_built_in_map_has_scenarios_and_they_pass(tmp_path: Path) -> None:
     """The seeds' stories (journeys/scenarios/), all in one process, as CI runs them."""
     scenarios = [yaml.safe_load(p.read_text()) for p in (ROOT / "journeys" / "scenarios").glob("*.yaml")]
-    maps = {p.stem for p in (ROOT / "journeys").glob("*.yaml")}
+    maps = {p.stem for p in map_files(ROOT / "journeys")}
     assert maps <= {s["journey"] for s in scenarios}
     done = _journeys_test(ROOT / "journeys", "--quiet", "--junit", tmp_path / "junit.xml")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -72,7 +72,10 @@ def test_a_valid_map_passes(folder: Path, capsys: pytest.CaptureFixture[str]) ->
         encoding="utf-8",
     )
     assert main(["validate", str(file)]) == 0
-    assert capsys.readouterr().out == "refill.yaml: ok (refill v1, 2 steps)\n"
+    assert (
+        capsys.readouterr().out
+        == "refill.yaml: ok (refill v1, 2 steps; no events declared: the event API checks none)\n"
+    )
 
 
 def test_unknown_step_references_are_named_where_they_are(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -364,7 +367,7 @@ def test_several_files_one_bad(folder: Path, capsys: pytest.CaptureFixture[str])
     assert main(["validate", str(good), str(bad)]) == 1
 
     out, err = capsys.readouterr()
-    assert out == "good.yaml: ok (refill v1, 1 steps)\n"
+    assert out == "good.yaml: ok (refill v1, 1 steps; no events declared: the event API checks none)\n"
     assert err == "bad.yaml: steps[0].goto: unknown step 'b'\n"
 
 
@@ -403,7 +406,7 @@ def test_the_installed_command(folder: Path) -> None:
     )
 
     assert result.returncode == 1
-    assert result.stdout == "good.yaml: ok (refill v1, 1 steps)\n"
+    assert result.stdout == "good.yaml: ok (refill v1, 1 steps; no events declared: the event API checks none)\n"
     assert result.stderr == "refill.yaml: steps[0].wait_for.timeout: must be positive, not -3d\n"
 
 

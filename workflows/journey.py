@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import HandlerUnfinishedPolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.activities import (
         SEND_GIVE_UP,
         SEND_RETRY,
+        TEMPLATE_ERROR,
         ChannelOutcome,
         LoadProfileInput,
         SendMessageInput,
@@ -37,10 +38,11 @@ with workflow.unsafe.imports_passed_through():
     from contracts.errors import JourneysError
     from contracts.events import JourneyEvent
     from contracts.ids import idempotency_key
-    from contracts.journey import ENDED, JourneyResult, JourneySnapshot, SendRecord, Status
+    from contracts.journey import ENDED, Fault, JourneyResult, JourneySnapshot, ResumeInput, SendRecord, Status
     from journeymap.expressions import ExpressionError, evaluate, plain_value
+    from journeymap.fields import ON_ERROR_MODES
     from journeymap.models import END, Cooldown, JourneyMap, Step
-    from journeymap.steps import kind_of
+    from journeymap.steps import StepFault, kind_of
     from journeymap.timing import customer_zone
     from workflows.models import SEEN_EVENT_IDS, JourneyInput, JourneyState
 
@@ -54,6 +56,11 @@ KEEP_SENDS = 200
 
 LONG_WAITS_CONTINUE_AS_NEW = "long-waits-continue-as-new"
 """Patch id: quiet-hours waits and re-entry cooldowns may continue-as-new (runs recorded before may not)."""
+
+
+FAULTS_STOP_A_STEP = "faults-stop-a-step"
+"""Patch id: an expression or template that cannot be evaluated stops the step and is recorded as a fault (runs
+recorded before went on with ``None``, or with a failed send). Asked only where a fault happens."""
 
 
 class _ContinueAsNew(JourneysError):
@@ -72,6 +79,8 @@ class JourneyWorkflow:
         # Steps whose expressions read the profile, or whose local time of day depends on its time zone: after
         # time has passed they reload it, so a journey years long branches on today's profile, not its entry's.
         self._reads_profile = {step.id for step in self._map.steps if kind_of(step).reads_profile(step)}
+        self._resume: ResumeInput | None = None
+        """An operator's decision for a faulted journey (the ``resume`` update), until the step takes it."""
 
     # ------------------------------------------------------------------------------------ run
 
@@ -104,13 +113,18 @@ class JourneyWorkflow:
         state.event = dict(trigger.properties)
         state.last_event_type = trigger.type
         await self._load_profile()
-        if self._map.entry.when and not self.condition(self._map.entry.when, "entry.when"):
+        # On the trigger: an entry condition that cannot be evaluated is not met, as before faults existed.
+        if self._map.entry.when and not self.condition(self._map.entry.when, "entry.when", trigger):
             self.end("not_entered", "entry condition not met")
             return False
-        for name, expression in self._map.variables.items():
-            state.vars[name] = self.value(expression, f"variables.{name}")
         state.status = "active"
         state.step = self._map.steps[0].id
+        try:
+            self._set_variables()
+        except StepFault as fault:
+            target = self._record_fault(fault, None)
+            if target is not None:
+                state.step = target
         # Events that came in while entering (an exit right behind the trigger) are judged now.
         state.inbox = [e for e in state.inbox if not self._observe(e)]
         return True
@@ -140,17 +154,143 @@ class JourneyWorkflow:
                 self.end("failed", f"took {STEP_LIMIT} steps without waiting")
                 break
             step = self._map.steps[self._index_of[state.step]]
-            if state.status != "waiting":  # a fresh visit, not a wait resumed after continue-as-new
+            if state.status not in ("waiting", "faulted"):  # a fresh visit, not one resumed after continue-as-new
                 state.visits[step.id] = state.visits.get(step.id, 0) + 1
             if state.profile_stale and step.id in self._reads_profile:
                 await self._load_profile()
             started = workflow.now()
-            following = await kind_of(step).run(step, self)
+            following = await self._run_step(step)
             if workflow.now() > started:
                 taken = 0  # time passed (a real wait): the guard counts only steps taken without waiting
                 state.profile_stale = True
             if state.exit_event is None:
                 state.step = following
+
+    def _set_variables(self) -> None:
+        """The map's variables, in order; all or none (a fault leaves them as they were)."""
+        state = self._state
+        before = dict(state.vars)
+        try:
+            for name, expression in self._map.variables.items():
+                state.vars[name] = self.value(expression, f"variables.{name}")  # a later one may read it
+        except StepFault:
+            state.vars = before
+            raise
+
+    # ------------------------------------------------------------------------------------ faults
+
+    async def _run_step(self, step: Step) -> str:
+        """Run ``step``; when it faults, do what the map's ``on_error`` says (issue 17): go to a step, or stop
+        and wait for an operator or a corrected event, then try it again (same visit, same idempotency key)."""
+        state = self._state
+        while True:
+            if state.status == "faulted":
+                target = await self._await_resolution()
+                if target is not None:
+                    return target
+                if state.fault is not None and state.fault.step is None:
+                    try:
+                        self._set_variables()  # the fault was at entry: its variables first
+                    except StepFault as fault:
+                        target = self._record_fault(fault, step)
+                        if target is not None:
+                            return target
+                        continue
+            try:
+                return await kind_of(step).run(step, self)
+            except StepFault as fault:
+                target = self._record_fault(fault, step)
+                if target is not None:
+                    return target
+
+    def _record_fault(self, fault: StepFault, step: Step | None) -> str | None:
+        """Record ``fault``; the step to go to when the map names one, else None (the journey is ``faulted``)."""
+        state = self._state
+        on_error = (step.on_error if step is not None else None) or self._map.on_error
+        state.fault = Fault(
+            step=step.id if step is not None else None,
+            where=fault.where,
+            message=fault.message,
+            at=workflow.now(),
+            on_error=on_error,
+            event_type=state.last_event_type,
+        )
+        workflow.logger.warning("%s: could not be evaluated; %s", fault.where, on_error)
+        if on_error not in ON_ERROR_MODES:
+            state.fault.resolved = f"went to {on_error}"
+            return on_error
+        state.status = "faulted"
+        state.wait_until = None
+        state.waiting_for = [state.last_event_type] if on_error == "corrected_event" and state.last_event_type else []
+        self.upsert(why="operator" if on_error == "operator" else "corrected event")
+        return None
+
+    async def _await_resolution(self) -> str | None:
+        """Wait, faulted, for an operator's ``resume`` or (``corrected_event``) an event of the type the step had.
+
+        None: try the step again; else the step to go to (``end`` when the journey ended meanwhile). Like every
+        wait it may continue-as-new; an exit event ends it.
+        """
+        state = self._state
+        assert state.fault is not None
+        fault = state.fault
+        wanted = fault.event_type if fault.on_error == "corrected_event" else None
+
+        def corrected() -> JourneyEvent | None:
+            return next((e for e in state.inbox if wanted is not None and e.type == wanted), None)
+
+        while True:
+            if state.exit_event is not None:
+                return END
+            if self._resume is not None:
+                decision, self._resume = self._resume, None
+                state.status, state.waiting_for = "active", []
+                if decision.action == "end":
+                    fault.resolved = "ended by an operator"
+                    self.end("failed", f"ended by an operator after a fault at {fault.where}")
+                    return END
+                if decision.action == "goto" and decision.step is not None:
+                    fault.resolved = f"an operator sent it to {decision.step}"
+                    return decision.step
+                fault.resolved = "retried by an operator"
+                return None
+            event = corrected()
+            if event is not None:
+                state.inbox.remove(event)
+                state.event, state.last_event_type = dict(event.properties), event.type
+                state.status, state.waiting_for = "active", []
+                fault.resolved = "retried with a corrected event"
+                return None
+            if self._should_continue_as_new():
+                raise _ContinueAsNew
+            await workflow.wait_condition(
+                lambda: (
+                    self._resume is not None
+                    or state.exit_event is not None
+                    or corrected() is not None
+                    or self._should_continue_as_new()
+                )
+            )
+
+    @workflow.update(name="resume")
+    async def resume(self, decision: ResumeInput) -> JourneySnapshot:
+        """An operator's decision for a faulted journey (``journeys resume``): try the step again, go to a step,
+        or end. Returns the state once the journey has taken it."""
+        self._resume = decision
+        await workflow.wait_condition(lambda: self._resume is None)
+        return self.snapshot()
+
+    @resume.validator
+    def _resume_allowed(self, decision: ResumeInput) -> None:
+        """Refused (and not written to history) unless the journey is faulted, or the step to go to is unknown."""
+        if self._state.status != "faulted":
+            raise ValueError(f"the journey is {self._state.status}, not faulted: nothing to resume")
+        if decision.action == "goto" and decision.step not in {*self._index_of, END}:
+            raise ValueError(f"unknown step {decision.step!r}")
+
+    def fault(self, where: str, message: str) -> None:
+        if workflow.patched(FAULTS_STOP_A_STEP):
+            raise StepFault(where, message)
 
     async def _after_end(self) -> None:
         """Apply the re-entry rule once the journey has ended."""
@@ -219,7 +359,9 @@ class JourneyWorkflow:
             one = request.model_copy(update={"channels": [channel], "mode": "all"})
             try:
                 result = await self._send_activity(one, queue, f"{summary} by {channel}")
-            except ActivityError:
+            except ActivityError as error:
+                if isinstance(error.cause, ApplicationError) and error.cause.type == TEMPLATE_ERROR:
+                    raise  # the message cannot be made: the step's fault, not this channel's failure
                 result = SendMessageResult(outcomes=[ChannelOutcome(channel=channel, status="failed")])
             outcomes += result.outcomes
             if request.mode == "first" and result.delivered:
@@ -381,6 +523,7 @@ class JourneyWorkflow:
             vars=state.vars,
             end_reason=state.end_reason,
             visits=dict(state.visits),
+            fault=state.fault,
         )
 
     @workflow.update(name="rested", unfinished_policy=HandlerUnfinishedPolicy.ABANDON)
@@ -394,7 +537,7 @@ class JourneyWorkflow:
 
         def rests() -> bool:
             state = self._state
-            if state.status in ENDED or state.status == "cooldown":
+            if state.status in ENDED or state.status in ("cooldown", "faulted"):
                 return True
             if state.status != "waiting" or state.exit_event is not None or state.step is None:
                 return False
@@ -430,20 +573,27 @@ class JourneyWorkflow:
         }
 
     def condition(self, expression: str, where: str, event: JourneyEvent | None = None) -> bool:
-        """A condition's truth; one that cannot be evaluated (missing data) counts as false, and is logged."""
+        """A condition's truth. One that cannot be evaluated (missing data) on a candidate ``event`` (a match, an
+        exit or goal rule) is false: that event is not the one meant. In a step it is a fault."""
         try:
             return bool(evaluate(expression, self._context(event)))
         except ExpressionError as exc:
+            if event is None:
+                self.fault(where, f"condition could not be evaluated: {exc}")
             workflow.logger.warning(
                 "%s: condition could not be evaluated (%s); taken as false", where, type(exc).__name__
             )
             return False
 
     def value(self, expression: str, where: str) -> Any:
-        """An expression's value, made plain JSON data so it is the same before and after continue-as-new."""
+        """An expression's value, made plain JSON data so it is the same before and after continue-as-new.
+
+        One that cannot be evaluated is a fault (:meth:`fault`): the step stops, rather than go on with ``None``.
+        """
         try:
             value = evaluate(expression, self._context())
         except ExpressionError as exc:
+            self.fault(where, f"could not be evaluated: {exc}")
             workflow.logger.warning("%s: value could not be evaluated (%s); set to none", where, type(exc).__name__)
             return None
         return plain_value(value)
@@ -498,6 +648,13 @@ class JourneyWorkflow:
                 details += f" ({why})"
             if wait_until:
                 details += f" until {wait_until.isoformat(timespec='minutes')}"
+        elif state.status == "faulted" and state.fault is not None:
+            fault = state.fault
+            details += f" at step `{step}`: `{fault.where}`: {fault.message}; "
+            if fault.on_error == "corrected_event":
+                details += f"waiting for a corrected `{fault.event_type}` or an operator (`journeys resume`)"
+            else:
+                details += "waiting for an operator (`journeys resume`)"
         elif state.end_reason:
             details += f" ({state.end_reason})"
         workflow.set_current_details(details)

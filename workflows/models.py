@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from contracts.events import JourneyEvent
-from contracts.journey import SendRecord, Status
+from contracts.journey import Fault, SendRecord, Status
 from journeymap.models import JourneyMap
 
 SEEN_EVENT_IDS = 2000
@@ -51,6 +51,8 @@ class JourneyState(BaseModel):
     """How the entry ended, kept while the re-entry cooldown runs (its status is ``cooldown`` meanwhile)."""
     runs: int = 1
     """Runs of this entry so far (continue-as-new count + 1)."""
+    fault: Fault | None = None
+    """The latest fault: a step that could not evaluate an expression or a template (open while faulted)."""
 
 
 class DeliveryRouting(BaseModel):

@@ -10,6 +10,7 @@ import pkgutil
 
 from journeymap.steps.base import (
     StepContext,
+    StepFault,
     StepKind,
     StepModel,
     StepState,
@@ -24,4 +25,14 @@ _FOUND = sorted(module.name for module in pkgutil.iter_modules(__path__) if modu
 for _module in (*_DOCUMENTED, *_FOUND):
     importlib.import_module(f"{__name__}.{_module}")
 
-__all__ = ["StepContext", "StepKind", "StepModel", "StepState", "kind_of", "kinds", "register", "unregister"]
+__all__ = [
+    "StepContext",
+    "StepFault",
+    "StepKind",
+    "StepModel",
+    "StepState",
+    "kind_of",
+    "kinds",
+    "register",
+    "unregister",
+]

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from contracts.activities import SendMessageInput, SendMessageResult
+from contracts.errors import InputError
 from contracts.events import JourneyEvent
 from contracts.journey import Status
 from journeymap.errors import MapError
 from journeymap.expressions import referenced_names
-from journeymap.fields import FrozenModel, StepId, StepTarget
+from journeymap.fields import FrozenModel, OnError, StepId, StepTarget
 
 if TYPE_CHECKING:  # the map's model is built from this registry
     from journeymap.models import JourneyMap
@@ -39,6 +40,20 @@ class StepModel(FrozenModel):
     id: StepId
     next: StepTarget | None = None
     """Where to go after this step; the following step in the list when unset (the end after the last)."""
+    on_error: OnError | None = None
+    """What to do when the step cannot evaluate an expression or template; the map's ``on_error`` when unset."""
+
+
+class StepFault(InputError):
+    """A step cannot go on: an expression or template could not be evaluated with the data the journey has.
+
+    Raised by :meth:`StepContext.fault`; the interpreter records it and does what the map's ``on_error`` says.
+    """
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        self.message = message
+        super().__init__(f"{where}: {message}")
 
 
 class StepState(Protocol):
@@ -76,11 +91,18 @@ class StepContext(Protocol):
         ...
 
     def value(self, expression: str, where: str) -> Any:
-        """An expression's value as plain data; ``None`` (and a warning naming ``where``) when it cannot be had."""
+        """An expression's value as plain data; raises :class:`StepFault` naming ``where`` when it cannot be had
+        (runs recorded before faults existed go on with ``None``)."""
         ...
 
     def condition(self, expression: str, where: str, event: JourneyEvent | None = None) -> bool:
-        """A condition's truth (on ``event`` when given); false when it cannot be evaluated."""
+        """A condition's truth. On a candidate ``event`` (a wait's match) one that cannot be evaluated is false:
+        the event is not the one waited for; without one it is a :class:`StepFault`."""
+        ...
+
+    def fault(self, where: str, message: str) -> None:
+        """Stop the step: raises :class:`StepFault`, except in runs recorded before faults stopped a step, which
+        replay as they ran (the caller then goes on as it did)."""
         ...
 
     def zone(self) -> tzinfo:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
-from contracts.activities import SendMessageInput
+from contracts.activities import TEMPLATE_ERROR, SendMessageInput
 from journeymap.errors import MapError
 from journeymap.fields import END, Category, Channel, FrozenModel, StepTarget
 from journeymap.steps.base import StepContext, StepKind, StepModel, register
@@ -128,7 +128,11 @@ class Send(StepKind[SendStep]):
                     return END
             try:
                 result = await ctx.deliver(request, f"{step.id}: {spec.template}")
-            except ActivityError:
+            except ActivityError as error:
+                if isinstance(error.cause, ApplicationError) and error.cause.type == TEMPLATE_ERROR:
+                    # The message cannot be made from this journey's data: nothing went out, and nothing should
+                    # until someone looks (a wrong message is worse than none).
+                    ctx.fault(f"{step.id}.send.template", error.cause.message)
                 workflow.logger.warning("step %s: send failed after retries", step.id)
                 ctx.record_send(step, key, [], "failed")
                 return spec.on_failure or following

@@ -47,8 +47,10 @@ class Set(StepKind[SetStep]):
         return [f"vars.{name} = {expression}" for name, expression in step.set.items()]
 
     async def run(self, step: SetStep, ctx: StepContext) -> str:
-        for name, expression in step.set.items():
-            ctx.state.vars[name] = ctx.value(expression, f"{step.id}.set.{name}")
+        # Every value first, then the variables: a step stopped by a fault changed nothing, so trying it again
+        # (an operator's resume, a corrected event) does not count down twice.
+        values = {name: ctx.value(expression, f"{step.id}.set.{name}") for name, expression in step.set.items()}
+        ctx.state.vars.update(values)
         return ctx.following(step)
 
 

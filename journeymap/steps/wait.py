@@ -76,6 +76,7 @@ class Wait(StepKind[WaitStep]):
             try:
                 deadline = wait_deadline(step.wait, now=workflow.now(), zone=ctx.zone(), until_value=until_value)
             except (ValueError, TypeError):
+                ctx.fault(f"{step.id}.wait.until", f"{step.wait.until!r} is not a date")
                 workflow.logger.warning("step %s: wait.until is not a date; not waiting", step.id)
                 deadline = workflow.now()
             ctx.begin_wait(deadline, [])

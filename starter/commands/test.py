@@ -19,8 +19,10 @@ from typing import Any
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from journeymap import JourneyMap, MapError, MapValidationError, load_map
+from journeymap.events import EVENTS_FILE
 from journeymap.loader import parse_yaml, read_text
 from journeymap.scenario import parse_scenario
+from starter.catalog import map_files
 from starter.scenarios import Planned, ScenarioResult, format_timeline, junit_xml, run_scenarios
 
 
@@ -41,8 +43,8 @@ def plan(paths: list[Path]) -> list[Planned]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(path.glob("*.yaml")) + sorted((path / "scenarios").glob("*.yaml"))
-        else:
+            files += map_files(path) + sorted((path / "scenarios").glob("*.yaml"))
+        elif path.name != EVENTS_FILE:  # the tracking plan: each map is checked against it as it loads
             files.append(path)
     maps: dict[str, tuple[JourneyMap, Path]] = {}
     scenario_files: list[tuple[Path, Any]] = []
