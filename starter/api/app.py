@@ -7,6 +7,9 @@ Guarantees a backend relies on:
 - A body over ``api_max_body_bytes`` is refused (413) before it is parsed.
 - A malformed message gets 422 naming the field path (``batch[2].event``) and nothing is delivered: a batch
   is validated whole before any message in it is.
+- A declared event that breaks its declaration (docs/events.md) gets 422 naming the event, the property and
+  what was expected, and reaches no journey; in a batch that message alone is refused (its result says why),
+  or, under ``on_invalid: quarantine``, it is accepted, stored apart and marked ``quarantined``.
 - The same ``messageId`` twice has effect once: the second gets the first answer, marked ``duplicate``.
   (The journey workflows also drop an event id they saw, which covers two copies arriving at once.)
 - The answer lists the journeys each event reached.
@@ -21,7 +24,7 @@ answered by :class:`~starter.api.ingestion.IngestionPath`, in front of FastAPI, 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -38,6 +41,7 @@ from runtime.codec import CodecError
 from runtime.settings import Settings
 from starter.api import errors
 from starter.api.auth import REFUSED, ApiKeys, document_api_keys
+from starter.api.contract import document_events
 from starter.api.ingestion import Ingestion, IngestionPath
 from starter.api.middleware import BodyLimit, RequireApiKey
 from starter.api.models import (
@@ -200,7 +204,23 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(RequireApiKey, keys=keys)
     document_api_keys(app)
+    _document_events(app)
     return app
+
+
+def _document_events(app: FastAPI) -> None:
+    """The declared events in the OpenAPI document, from the plan the app enforces (known once it has started)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            services = getattr(app.state, "services", None)
+            document_events(schema, services.journeys.plan if services is not None else None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _answer(result: MessageResult | BatchResult) -> Response:

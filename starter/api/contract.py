@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.errors import InputError
-from journeymap.events import TrackingPlan, Violation, validators
+from journeymap.events import TrackingPlan, Violation, properties_schema, validators
 from starter.api.models import FieldError
 
 
@@ -64,3 +64,29 @@ class EventContract:
         if not violations:
             return None
         return Verdict(violations, quarantine=validator.on_invalid == "quarantine")
+
+
+def document_events(openapi: dict[str, Any], plan: TrackingPlan | None) -> None:
+    """Put the declared events in the OpenAPI document: a schema of each event's ``properties`` (components
+    ``Event_<type>``), listed in ``/v1/track``'s and ``/v1/batch``'s descriptions. The request bodies stay as
+    they are: any event type is accepted (unknown ones are counted), so the plan documents, it does not narrow."""
+    if plan is None or not plan.events:
+        return
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    listed = []
+    for name, spec in sorted(plan.events.items()):
+        schema = properties_schema(spec)
+        schema["title"] = f"{name} properties"
+        if spec.description:
+            schema["description"] = spec.description
+        schemas[f"Event_{name}"] = schema
+        listed.append(f"- `{name}`: {spec.description or ''} (schema `Event_{name}`)")
+    note = (
+        "\n\nDeclared events (the tracking plan; `journeys events`): a declared event whose `properties` break "
+        "their schema is refused with 422 naming the property, or quarantined where its declaration says so.\n"
+        + "\n".join(listed)
+    )
+    for path in ("/v1/track", "/v1/batch"):
+        operation = openapi.get("paths", {}).get(path, {}).get("post")
+        if operation is not None:
+            operation["description"] = operation.get("description", "") + note

@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFail
 from temporalio.service import RPCError
 
 from contracts import search_attributes as sa
-from contracts.journey import JourneySnapshot, SendRecord
+from contracts.journey import Fault, JourneySnapshot, SendRecord
 from runtime.codec import CodecError
 from runtime.connection import connect
 from runtime.settings import Settings
@@ -44,6 +44,8 @@ class JourneyDescription(BaseModel):
     started: datetime
     closed: datetime | None = None
     note: str | None = None
+    fault: Fault | None = None
+    """The latest fault (open while the status is ``faulted``): ``journeys resume`` decides what happens next."""
 
 
 def register(subparsers: Any) -> None:
@@ -117,6 +119,7 @@ async def describe_customer(
                         "waiting_for": snapshot.waiting_for,
                         "wait_until": snapshot.wait_until,
                         "sends": snapshot.sends,
+                        "fault": snapshot.fault,
                     }
                 )
         found.append(description)
@@ -186,6 +189,12 @@ def render(d: JourneyDescription) -> str:
             f"  sent:      {send.step} #{send.visit} at {send.at.isoformat(timespec='minutes')}: {send.outcome}"
             f" ({channels})"
         )
+    if d.fault is not None:
+        f = d.fault
+        state = f"resolved: {f.resolved}" if f.resolved else f"open, on_error {f.on_error}"
+        lines.append(f"  fault:     {f.where} at {f.at.isoformat(timespec='minutes')}: {f.message} ({state})")
+        if not f.resolved:
+            lines.append(f"             journeys resume {d.workflow_id} [--goto STEP | --end]")
     if d.note:
         lines.append(f"  note:      {d.note}")
     return "\n".join(lines)
