@@ -10,6 +10,8 @@ PostgreSQL answer them alike.
 
 from __future__ import annotations
 
+from html import escape
+
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -85,3 +87,23 @@ def format_counts(counts: EventCounts) -> list[str]:
         + ("" if counts.planned else " (no events are declared: nothing is checked)")
     )
     return lines
+
+
+def event_counts_html(counts: EventCounts | None) -> str:
+    """The report's section: one row per event type (nothing when the report was built without the counts)."""
+    if counts is None:
+        return ""
+    totals = counts.totals()
+    rows = "".join(
+        f"<tr><td>{escape(t.type)}</td><td>{'yes' if t.declared else 'no'}</td><td>{t.accepted:,}</td>"
+        f"<td>{t.refused:,}</td><td>{t.quarantined:,}</td><td>{escape(t.last_problem or '')}</td></tr>"
+        for t in counts.types
+    )
+    note = "" if counts.planned else " No events are declared: nothing is checked (docs/events.md)."
+    return (
+        "<h2>Events against the tracking plan</h2>"
+        f"<p class='muted'>{totals['declared']:,} declared, {totals['unknown']:,} unknown, "
+        f"{totals['refused']:,} refused, {totals['quarantined']:,} quarantined.{note}</p>"
+        "<table><tr><th>event</th><th>declared</th><th>accepted</th><th>refused</th><th>quarantined</th>"
+        f"<th>last refusal</th></tr>{rows}</table>"
+    )

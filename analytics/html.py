@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
+from analytics.event_counts import event_counts_html
 from analytics.report import CohortSeries, FunnelStage, JourneyReport, Report, SplitResult, ValueRow
 
 _PALETTE = ("#2563eb", "#db2777", "#16a34a", "#ea580c", "#7c3aed", "#0891b2", "#ca8a04", "#64748b")
@@ -209,6 +210,7 @@ def render_html(report: Report, *, title: str = "Journeys report") -> str:
         "<h2>Value over time by cohort</h2>",
         "<p class='muted'>Cumulative revenue per customer, by the month customers were first seen.</p>",
         cohort_svg(report.cohorts),
+        event_counts_html(report.event_contract),
         *(_journey_html(j) for j in report.journeys),
     ]
     return (

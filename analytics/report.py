@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 
 from analytics import aggregates
 from analytics.aggregates import Cohorts, Conventions, RunCounts, Value
+from analytics.event_counts import EventCounts
 from analytics.stats import newcombe_interval, wilson_interval
 from journeymap import JourneyMap
 from journeymap.steps.send import SendStep
@@ -127,6 +128,8 @@ class Report(BaseModel):
     value_by_variant: list[ValueRow]
     cohorts: list[CohortSeries]
     events: dict[str, int] = Field(default_factory=dict)
+    event_contract: EventCounts | None = None
+    """Events received by type against the tracking plan (``analytics.event_counts``), when the caller adds it."""
 
 
 def conventions_from(settings: ReportSettings) -> Conventions:

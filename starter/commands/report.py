@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from analytics import build_report, refresh_runs, render_html
+from analytics.event_counts import event_counts
 from journeymap import JourneyMap
 from runtime.connection import connect
 from runtime.settings import Settings
-from starter.catalog import load_catalog
+from starter.catalog import load_catalog, load_plan
 from storage import make_engine
 
 
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
             answered = asyncio.run(_refresh(settings, engine, catalog))
             print(f"refreshed {answered} journey states", file=sys.stderr)
         report = build_report(engine, catalog, settings=settings.report)
+        plan = load_plan(settings.journeys_dir, catalog)
+        report = report.model_copy(update={"event_contract": event_counts(engine, plan)})
     finally:
         engine.dispose()
     out: Path = args.out or settings.data_dir / "report.html"
