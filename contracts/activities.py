@@ -43,6 +43,16 @@ class ChannelOutcome(BaseModel):
     """With ``deferred``: when to try again (quiet hours)."""
 
 
+def is_template_failure(outcome: ChannelOutcome, template: str) -> bool:
+    """Whether a channel failed because ``template`` could not be rendered with the journey's data.
+
+    The delivery activity records such a channel as ``failed`` with the renderer's error as its reason, which
+    names the template first (``TemplateError: template 'notice' email.subject: ...``, ``activities.rendering``).
+    """
+    reason = (outcome.reason or "").removeprefix(f"{TEMPLATE_ERROR}: ")
+    return outcome.status == "failed" and reason.startswith(f"template {template!r}")
+
+
 class SendMessageResult(BaseModel):
     outcomes: list[ChannelOutcome]
 

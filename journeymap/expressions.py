@@ -58,6 +58,9 @@ def _to_datetime(value: Any) -> datetime:
             result = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as exc:
             raise ExpressionError(f"date(): {value!r} is not an ISO 8601 date") from exc
+    elif isinstance(value, Undefined):  # a property the event (or profile) does not have
+        name = getattr(value, "_undefined_name", None)
+        raise ExpressionError(f"date(): no value{f' (there is no {name!r})' if name else ''}")
     else:
         raise ExpressionError(f"date(): cannot make a date of a {type(value).__name__}")
     return result if result.tzinfo else result.replace(tzinfo=UTC)

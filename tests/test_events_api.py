@@ -146,7 +146,7 @@ async def test_a_pickup_without_picked_up_at_never_reaches_the_journey(api: Api,
 async def test_in_a_batch_only_the_bad_message_is_refused(api: Api) -> None:
     user, rx = f"batch-{uuid.uuid4().hex[:6]}", "rx-2"
     await api.at_pickup(user, rx)
-    bad = {"type": "track", "userId": user, "messageId": "m-bad", "event": "refill_picked_up"}
+    bad: dict[str, Any] = {"type": "track", "userId": user, "messageId": "m-bad", "event": "refill_picked_up"}
     bad["properties"] = {"rx_id": rx, "picked_up_at": 20261230}
     unknown = {"type": "track", "userId": user, "messageId": "m-unknown", "event": "page_viewed"}
     response = await api.post("/v1/batch", {"batch": [bad, unknown]})

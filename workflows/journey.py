@@ -275,9 +275,9 @@ class JourneyWorkflow:
     @workflow.update(name="resume")
     async def resume(self, decision: ResumeInput) -> JourneySnapshot:
         """An operator's decision for a faulted journey (``journeys resume``): try the step again, go to a step,
-        or end. Returns the state once the journey has taken it."""
+        or end. Returns the state once the journey has taken it and rests again (faulted again, if it must)."""
         self._resume = decision
-        await workflow.wait_condition(lambda: self._resume is None)
+        await workflow.wait_condition(lambda: self._resume is None and self._rests())
         return self.snapshot()
 
     @resume.validator
@@ -535,19 +535,20 @@ class JourneyWorkflow:
         are about to be handled, except in a send's quiet-hours wait, which leaves them for the next wait.
         """
 
-        def rests() -> bool:
-            state = self._state
-            if state.status in ENDED or state.status in ("cooldown", "faulted"):
-                return True
-            if state.status != "waiting" or state.exit_event is not None or state.step is None:
-                return False
-            # A waiting kind (wait, wait_for) handles the inbox first; any other kind resting (a send in quiet
-            # hours) leaves the inbox to the next wait.
-            handles_inbox = kind_of(self._map.steps[self._index_of[state.step]]).waits
-            return not handles_inbox or not state.inbox
-
-        await workflow.wait_condition(rests)
+        await workflow.wait_condition(self._rests)
         return self.snapshot()
+
+    def _rests(self) -> bool:
+        """Whether the journey rests: it waits for an event, a timer or an operator, or has ended."""
+        state = self._state
+        if state.status in ENDED or state.status in ("cooldown", "faulted"):
+            return True
+        if state.status != "waiting" or state.exit_event is not None or state.step is None:
+            return False
+        # A waiting kind (wait, wait_for) handles the inbox first; any other kind resting (a send in quiet
+        # hours) leaves the inbox to the next wait.
+        handles_inbox = kind_of(self._map.steps[self._index_of[state.step]]).waits
+        return not handles_inbox or not state.inbox
 
     # ------------------------------------------------------------------------------------ helpers
 

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from contracts.activities import TEMPLATE_ERROR, SendMessageInput
+from contracts.activities import TEMPLATE_ERROR, SendMessageInput, is_template_failure
 from journeymap.errors import MapError
 from journeymap.fields import END, Category, Channel, FrozenModel, StepTarget
 from journeymap.steps.base import StepContext, StepKind, StepModel, register
@@ -149,6 +149,11 @@ class Send(StepKind[SendStep]):
         delivered = result.delivered
         outcome = "sent" if delivered else ",".join(sorted({o.status for o in result.outcomes})) or "none"
         ctx.record_send(step, key, delivered, outcome)
+        unrendered = [o.reason for o in result.outcomes if is_template_failure(o, spec.template)]
+        if unrendered:
+            # The message could not be made from this journey's data (the ledger holds the channel as failed):
+            # stop rather than go on as if it were merely undelivered.
+            ctx.fault(f"{step.id}.send.template", unrendered[0] or "")
         if not delivered and spec.on_failure:
             return spec.on_failure
         return following

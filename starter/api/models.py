@@ -6,6 +6,7 @@ Segment library can point at this API unchanged. Times must carry a UTC offset: 
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -97,19 +98,36 @@ class _Message(BaseModel):
         return min(self.timestamp, received_at)
 
 
+def _finite(value: Any) -> Any:
+    """No NaN or Infinity anywhere in it: JSON has none (pydantic reads them), and PostgreSQL's JSON refuses them,
+    so such a message is the sender's mistake (422), not a failed insert (500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite: JSON has no NaN or Infinity")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item)
+    return value
+
+
+Data = Annotated[dict[str, Any], AfterValidator(_finite)]
+
+
 class TrackMessage(_Message):
     """``POST /v1/track``: something the customer did."""
 
     type: Literal["track"] = "track"
     event: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\- ]+$")
-    properties: dict[str, Any] = Field(default_factory=dict)
+    properties: Data = Field(default_factory=dict)
 
 
 class IdentifyMessage(_Message):
     """``POST /v1/identify``: who the customer is; links identities and updates traits."""
 
     type: Literal["identify"] = "identify"
-    traits: dict[str, Any] = Field(default_factory=dict)
+    traits: Data = Field(default_factory=dict)
 
     @field_validator("traits")
     @classmethod
