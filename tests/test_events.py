@@ -225,3 +225,21 @@ def test_journeys_events_prints_the_plan_and_json_schemas(
     capsys.readouterr()
     written = json.loads((tmp_path / "schemas" / "refill_picked_up.schema.json").read_text())
     assert written == pickup
+
+
+def test_docs_list_every_declared_event_with_its_properties() -> None:
+    """docs/events.md is what a backend developer reads: it names every built-in event and each property."""
+    plan = load_plan(ROOT / "journeys", load_catalog(ROOT / "journeys"))
+    assert plan is not None
+    docs = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, spec in plan.events.items():
+        [row] = [line for line in docs.splitlines() if line.startswith(f"| `{name}` |")]
+        for prop in spec.properties:
+            assert f"`{prop}`" in row, f"docs/events.md: {name} does not name {prop}"
+        if name in load_catalog(ROOT / "journeys")["pharmacy_refill"].event_types():
+            [line] = [line for line in readme.splitlines() if line.startswith(f"| `{name}` |")] or [
+                line for line in readme.splitlines() if f"`{name}`" in line
+            ]
+            for prop in spec.properties:
+                assert f"`{prop}`" in line, f"README: {name} does not name {prop}"
