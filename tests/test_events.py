@@ -243,3 +243,16 @@ def test_docs_list_every_declared_event_with_its_properties() -> None:
             ]
             for prop in spec.properties:
                 assert f"`{prop}`" in line, f"README: {name} does not name {prop}"
+
+
+def test_journeys_track_holds_to_the_plan_too(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before anything is reached: no Temporal server is needed to be told what is missing."""
+    monkeypatch.setenv("JOURNEYS_JOURNEYS_DIR", str(folder))
+    monkeypatch.setenv("JOURNEYS_TEMPORAL_ADDRESS", "127.0.0.1:9")  # nothing listens there
+    assert main(["track", "c1", "refill_picked_up", "rx_id=rx-1"]) == 1
+    assert capsys.readouterr().err == (
+        "journeys track: event 'refill_picked_up': property 'picked_up_at': required, missing; "
+        "expected an ISO 8601 date-time, e.g. 2026-11-25T09:00:00Z\n"
+    )

@@ -14,7 +14,9 @@ from contracts.events import JourneyEvent
 from journeymap.suggest import did_you_mean
 from runtime.connection import connect
 from runtime.settings import Settings
+from starter.api.contract import EventContract, EventRefused
 from starter.api.identities import merged_customer
+from starter.catalog import load_catalog, load_plan
 from starter.client import JourneyClient
 from storage import make_engine
 
@@ -50,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
 
 async def _track(customer_id: str, event: JourneyEvent) -> int:
     settings = Settings()
-    client = JourneyClient.from_settings(await connect(settings), settings)
+    catalog = load_catalog(settings.journeys_dir)
+    # The tracking plan holds here as at the event API (a quarantine is the API's; here the event is refused).
+    verdict = EventContract(load_plan(settings.journeys_dir, catalog)).judge(event.type, event.properties)
+    if verdict is not None:
+        raise EventRefused(verdict.violations)
+    client = JourneyClient.from_settings(await connect(settings), settings, catalog)
     engine = make_engine(settings.database)
     try:
         # An id identify merged into another stands for the survivor, as its identities do at the event API.
