@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from journeymap.checks import check_map
 from journeymap.errors import MapError, MapValidationError
@@ -34,11 +34,22 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _shape_errors(exc: ValidationError, source: str) -> list[MapError]:
-    return [
-        MapError(source, format_location(error["loc"]), error["msg"].removeprefix("Value error, "))
-        for error in exc.errors(include_url=False)
-    ]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], data: Any, source: str, shape: str) -> M:
+    """``data`` as ``model``, or a :class:`MapValidationError` with every problem at its path in ``source``."""
+    if not isinstance(data, dict):
+        raise MapValidationError([MapError(source, "", shape)])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise MapValidationError(
+            [
+                MapError(source, format_location(error["loc"]), error["msg"].removeprefix("Value error, "))
+                for error in exc.errors(include_url=False)
+            ]
+        ) from None
 
 
 def parse_map(
@@ -49,12 +60,7 @@ def parse_map(
     ``plan`` is the shared ``events.yaml``: with it, or with an ``events:`` section in the map, the map must
     declare every event it uses and read only declared properties (:mod:`journeymap.contract`).
     """
-    if not isinstance(data, dict):
-        raise MapValidationError([MapError(source, "", "a journey map is a YAML mapping (name, entry, steps, ...)")])
-    try:
-        journey = JourneyMap.model_validate(data)
-    except ValidationError as exc:
-        raise MapValidationError(_shape_errors(exc, source)) from None
+    journey = _validated(JourneyMap, data, source, "a journey map is a YAML mapping (name, entry, steps, ...)")
     problems = check_map(journey, source=source, templates_dir=templates_dir, plan=plan)
     if problems:
         raise MapValidationError(problems)
@@ -100,14 +106,7 @@ def load_events_file(path: Path) -> TrackingPlan:
     """The declarations of an ``events.yaml``; raises :class:`MapValidationError` naming each problem."""
     source = path.name
     data = parse_yaml(read_text(path), source=source)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise MapValidationError([MapError(source, "", "an events file is a YAML mapping with `events:`")])
-    try:
-        parsed = EventsFile.model_validate(data)
-    except ValidationError as exc:
-        raise MapValidationError(_shape_errors(exc, source)) from None
+    parsed = _validated(EventsFile, {} if data is None else data, source, "an events file is a YAML mapping (events)")
     return declared_in(parsed.events, source)
 
 
