@@ -1,6 +1,6 @@
 """Record the histories the replay tests hold today's workflow code to.
 
-    .venv/bin/python -m tests.histories.record
+    .venv/bin/python -m tests.histories.record [NAME ...]     # every scenario, or only those named
 
 Each scenario runs a built-in journey on the time-skipping server and writes its history as JSON beside this
 file. Re-record only for a change that no deployed run has seen; once a history comes from production-like use,
@@ -10,14 +10,18 @@ it stays, and an incompatible change must go behind ``workflow.patched``.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.journey import ResumeInput
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
@@ -87,20 +91,58 @@ async def refill_continued_as_new(j: Journeys, env: WorkflowEnvironment) -> str:
     return customer
 
 
+async def refill_faulted_continued_and_ended(j: Journeys, env: WorkflowEnvironment) -> str:
+    """Issue 17: a pickup without its date faults the next cycle; events keep coming while it waits for an
+    operator (it continues-as-new, faulted), and the operator ends it."""
+    customer = "hist-fault"
+    await _filled(j, env, customer, refills=1)
+    await env.sleep(timedelta(days=28))
+    await _step(j, customer, "await_order")
+    await j.send(customer, "refill_ordered", rx_id="rx1")
+    await _step(j, customer, "await_ready")
+    await j.send(customer, "refill_ready", rx_id="rx1", store_name="Elm St")
+    await _step(j, customer, "await_pickup")
+    await j.send(customer, "refill_picked_up", rx_id="rx1")  # no picked_up_at
+    await j.settled(RX, customer, "rx1", until=lambda s: s.status == "faulted")
+    handle = j.handle(RX, customer, "rx1")
+    first_run = await _run_id(env, handle.id)
+    for n in range(15):
+        await j.send(customer, "refill_ready", event_id=f"noise-{n}", rx_id="rx1", store_name="x")
+    while await _run_id(env, handle.id) == first_run:  # it continues-as-new at the 40th history event
+        await asyncio.sleep(0.05)
+    await j.settled(RX, customer, "rx1", until=lambda s: s.status == "faulted")
+    await handle.execute_update("resume", ResumeInput(action="end"))
+    await handle.result()
+    return customer
+
+
+async def _run_id(env: WorkflowEnvironment, workflow_id: str) -> str:
+    """The current run, from the raw describe: the SDK's parses the search attributes, and the time-skipping
+    server hands an unset datetime attribute back in a form it cannot parse."""
+    request = DescribeWorkflowExecutionRequest(
+        namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+    )
+    answer = await env.client.workflow_service.describe_workflow_execution(request)
+    return answer.workflow_execution_info.execution.run_id
+
+
 SCENARIOS: dict[str, tuple[Scenario, int | None]] = {
+    "pharmacy_refill_faulted_continued_and_ended": (refill_faulted_continued_and_ended, 40),
     "pharmacy_refill_two_cycles_with_voicemail": (refill_two_cycles_with_voicemail, None),
     "pharmacy_refill_cancelled_mid_wait": (refill_cancelled_mid_wait, None),
     "pharmacy_refill_continued_as_new": (refill_continued_as_new, 40),
 }
 
 
-async def main() -> None:
+async def main(only: list[str]) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"), data_converter=DATA_CONVERTER
     )
     await register_search_attributes(env.client, check_existing=False)
     try:
         for name, (scenario, threshold) in SCENARIOS.items():
+            if only and name not in only:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 queue = f"record-{uuid.uuid4().hex[:8]}"
                 async with running_journeys(
@@ -130,4 +172,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
