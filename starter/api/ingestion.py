@@ -10,6 +10,9 @@ is taken from the server (docs/benchmarks.md). It validates with the same models
 bodies and errors as the routes, which stay: they document the endpoints in the OpenAPI document, and answer
 what this path passes on (another content type, ``application/*+json`` among them, which FastAPI parses as
 JSON too; tests/test_api.py sends its messages both ways).
+
+A ``track`` message is judged against the tracking plan (:mod:`starter.api.contract`) before anything else: a
+refused one costs no database look-up and reaches no journey; a quarantined one is recorded apart.
 """
 
 from __future__ import annotations
