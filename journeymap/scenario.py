@@ -20,6 +20,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from journeymap.durations import parse_duration
 from journeymap.errors import MapError, MapValidationError
+from journeymap.events import TrackingPlan, validators
+from journeymap.expressions import plain_value
 from journeymap.fields import Channel
 from journeymap.loader import format_location, parse_yaml, read_text
 from journeymap.models import JourneyMap
@@ -153,8 +155,11 @@ def _suggest(name: str, known: set[str]) -> str:
     return did_you_mean(name, known) or f"; known: {', '.join(sorted(known)) or 'none'}"
 
 
-def check_scenario(scenario: Scenario, journey: JourneyMap, *, source: str) -> list[MapError]:
-    """Everything the scenario names must exist in ``journey``; its times must run forward."""
+def check_scenario(
+    scenario: Scenario, journey: JourneyMap, *, source: str, plan: TrackingPlan | None = None
+) -> list[MapError]:
+    """Everything the scenario names must exist in ``journey``; its times must run forward; with ``plan`` (the
+    events' declarations), its events must keep them: a story the event API would refuse cannot happen."""
     errors: list[MapError] = []
     events = journey.event_types()
     steps = {step.id for step in journey.steps}
@@ -166,8 +171,13 @@ def check_scenario(scenario: Scenario, journey: JourneyMap, *, source: str) -> l
         if name not in known:
             errors.append(MapError(source, path, f"{journey.name} {what} {name!r}" + _suggest(name, known)))
 
+    checks = validators(plan) if plan is not None else {}
     for index, entry in enumerate(scenario.timeline):
         unknown(f"timeline[{index}].event", entry.event, events, "does not use event")
+        validator = checks.get(entry.event)
+        # Dates written in the scenario (YAML reads them as dates) are sent as ISO text, as a backend sends them.
+        for violation in validator.violations(plain_value(entry.properties)) if validator is not None else []:
+            errors.append(MapError(source, f"timeline[{index}].properties.{violation.property}", str(violation)))
         if entry.at is not None and entry.at < scenario.start:
             errors.append(MapError(source, f"timeline[{index}].at", "is before the scenario's start"))
     if scenario.until is not None and scenario.until <= scenario.start:
@@ -188,8 +198,13 @@ def check_scenario(scenario: Scenario, journey: JourneyMap, *, source: str) -> l
     return errors
 
 
-def parse_scenario(data: Any, maps: dict[str, JourneyMap], *, source: str) -> tuple[Scenario, JourneyMap]:
-    """A valid scenario and the map it tells its story to; raises :class:`MapValidationError` with every problem."""
+def parse_scenario(
+    data: Any, maps: dict[str, JourneyMap], *, source: str, plans: dict[str, TrackingPlan] | None = None
+) -> tuple[Scenario, JourneyMap]:
+    """A valid scenario and the map it tells its story to; raises :class:`MapValidationError` with every problem.
+
+    ``plans``: each map's events' declarations, by map name, which the scenario's events must keep.
+    """
     if not isinstance(data, dict):
         raise MapValidationError(
             [MapError(source, "", "a scenario is a YAML mapping (customer, start, timeline, ...)")]
@@ -211,7 +226,7 @@ def parse_scenario(data: Any, maps: dict[str, JourneyMap], *, source: str) -> tu
     journey = maps.get(name)
     if journey is None:
         raise MapValidationError([MapError(source, "journey", f"no map named {name!r}" + _suggest(name, set(maps)))])
-    problems = check_scenario(scenario, journey, source=source)
+    problems = check_scenario(scenario, journey, source=source, plan=(plans or {}).get(name))
     if problems:
         raise MapValidationError(problems)
     return scenario, journey

@@ -52,6 +52,15 @@ def load_plan(journeys_dir: Path, catalog: dict[str, JourneyMap]) -> TrackingPla
     return plan if plan.events or (journeys_dir / EVENTS_FILE).is_file() else None
 
 
+def map_plan(journey: JourneyMap, folder: Path) -> TrackingPlan | None:
+    """The declarations one map is held to: the ``events.yaml`` in its folder and its own ``events:`` section
+    (None when it has neither)."""
+    shared = events_file_beside(folder)
+    if shared is None and not journey.events:
+        return None
+    return merge_plans(_sections(shared, {journey.name: journey}))[0]  # a clash was reported when it loaded
+
+
 def _sections(shared: TrackingPlan | None, catalog: dict[str, JourneyMap]) -> list[TrackingPlan]:
     found = [shared] if shared is not None else []
     return found + [declared_in(j.events, f"{name}.yaml") for name, j in catalog.items() if j.events]

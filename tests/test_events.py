@@ -8,10 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from journeymap import MapValidationError
 from journeymap.events import EventSpec, PayloadValidator
-from starter.catalog import load_catalog, load_plan
+from journeymap.scenario import parse_scenario
+from starter.catalog import load_catalog, load_plan, map_plan
 from starter.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,3 +258,19 @@ def test_journeys_track_holds_to_the_plan_too(
         "journeys track: event 'refill_picked_up': property 'picked_up_at': required, missing; "
         "expected an ISO 8601 date-time, e.g. 2026-11-25T09:00:00Z\n"
     )
+
+
+def test_a_scenario_must_tell_a_story_the_event_api_would_accept(folder: Path) -> None:
+    """`journeys test` holds a scenario's events to the plan: a pickup without its date cannot happen."""
+    journey = load_catalog(folder)["pharmacy_refill"]
+    plan = map_plan(journey, folder)
+    assert plan is not None
+    scenario = yaml.safe_load((ROOT / "journeys" / "scenarios" / "pharmacy_refill_late_pickup.yaml").read_text())
+    parse_scenario(scenario, {journey.name: journey}, source="s.yaml", plans={journey.name: plan})  # as shipped
+    del scenario["timeline"][3]["properties"]["picked_up_at"]
+    with pytest.raises(MapValidationError) as caught:
+        parse_scenario(scenario, {journey.name: journey}, source="s.yaml", plans={journey.name: plan})
+    assert [str(e) for e in caught.value.errors] == [
+        "s.yaml: timeline[3].properties.picked_up_at: event 'refill_picked_up': property 'picked_up_at': "
+        "required, missing; expected an ISO 8601 date-time, e.g. 2026-11-25T09:00:00Z"
+    ]

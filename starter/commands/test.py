@@ -22,7 +22,7 @@ from journeymap import JourneyMap, MapError, MapValidationError, load_map
 from journeymap.events import EVENTS_FILE
 from journeymap.loader import parse_yaml, read_text
 from journeymap.scenario import parse_scenario
-from starter.catalog import map_files
+from starter.catalog import map_files, map_plan
 from starter.scenarios import Planned, ScenarioResult, format_timeline, junit_xml, run_scenarios
 
 
@@ -69,10 +69,13 @@ def plan(paths: list[Path]) -> list[Planned]:
                     continue
                 if _is_scenario(data) and data.get("journey", next(iter(maps)) if len(maps) == 1 else None) in maps:
                     scenario_files.append((file, data))
+    plans = {name: plan for name, (journey, folder) in maps.items() if (plan := map_plan(journey, folder))}
     planned = []
     for file, data in scenario_files:
         try:
-            scenario, journey = parse_scenario(data, {name: m for name, (m, _) in maps.items()}, source=file.name)
+            scenario, journey = parse_scenario(
+                data, {name: m for name, (m, _) in maps.items()}, source=file.name, plans=plans
+            )
         except MapValidationError as exc:
             errors += exc.errors
             continue
