@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from journeymap.durations import format_duration
+from journeymap.fields import ON_ERROR_MODES
 from journeymap.models import END, Cooldown, JourneyMap
 from journeymap.steps import StepModel, kind_of
 
@@ -125,6 +126,8 @@ def to_mermaid(journey: JourneyMap) -> str:
         lines.append(node(step))
         for target, label in kind_of(step).edges(step, journey.next_of(index)):
             edge(node_id(step.id), target, label)
+        if step.on_error is not None and step.on_error not in ON_ERROR_MODES:
+            edge(node_id(step.id), step.on_error, "on error")
     drawn: set[str] = set()
     while looping_gotos - drawn:  # drawing one goto's arrow may reach another in the cycle
         goto_id = min(looping_gotos - drawn)

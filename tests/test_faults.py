@@ -19,6 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from contracts.journey import JourneySnapshot, ResumeInput
+from journeymap import load_map
+from journeymap.mermaid import to_mermaid
 from runtime.connection import DATA_CONVERTER
 from starter.cli import main
 from starter.commands.describe import JourneyDescription, render
@@ -158,6 +160,7 @@ async def test_on_error_may_name_a_step(
         result = await j.handle(JOURNEY, "c1", "rx1").result()
         assert result.status == "completed"
         assert _reminders(j) == 2
+    assert 's_next_cycle -->|"on error"| journey_done' in to_mermaid(load_map(folder / f"{JOURNEY}.yaml"))
 
 
 TEMPLATE_MAP = """
