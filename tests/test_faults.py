@@ -195,3 +195,28 @@ async def test_a_template_that_cannot_be_rendered_sends_nothing_and_waits(
         after = await handle.execute_update("resume", decision, result_type=JourneySnapshot)
         assert (after.status, after.visits["tell"]) == ("faulted", 2)
         assert j.outbox("c1") == []
+
+
+async def test_a_trigger_missing_what_the_variables_need_faults_at_entry(
+    time_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, database_url: str
+) -> None:
+    """No reminder is scheduled from a supply end nobody knows; a corrected trigger sets the variables."""
+    folder = _folder(tmp_path, "operator")
+    text = (folder / f"{JOURNEY}.yaml").read_text()
+    on_error = text.replace("reentry: after_end", "reentry: after_end\non_error: corrected_event")  # the map's
+    (folder / f"{JOURNEY}.yaml").write_text(on_error)
+    async with running_journeys(time_env.client, tmp_path, task_queue, folder, database_url=database_url) as j:
+        j.add_customer("c1", timezone="America/Chicago")
+        await j.send("c1", "prescription_filled", rx_id="rx1", days_supply=30, refills_remaining=1)
+        state = await j.settled(JOURNEY, "c1", "rx1")
+        assert (state.status, state.step, state.vars) == ("faulted", "wait_for_reminder", {})
+        assert state.fault is not None
+        assert (state.fault.step, state.fault.where) == (None, "variables.supply_ends")
+
+        now = await time_env.get_current_time()
+        filled = now.isoformat()
+        await j.send("c1", "prescription_filled", rx_id="rx1", days_supply=30, refills_remaining=1, filled_at=filled)
+        state = await j.settled(JOURNEY, "c1", "rx1", until=lambda s: s.status == "waiting")
+        assert state.step == "wait_for_reminder"
+        assert state.vars["supply_ends"].startswith((now + timedelta(days=30)).date().isoformat())
+        assert _reminders(j) == 0

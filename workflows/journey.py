@@ -258,6 +258,8 @@ class JourneyWorkflow:
             if event is not None:
                 state.inbox.remove(event)
                 state.event, state.last_event_type = dict(event.properties), event.type
+                if fault.step is None:  # the fault was in the variables at entry: the corrected trigger
+                    state.trigger = dict(event.properties)
                 state.status, state.waiting_for = "active", []
                 fault.resolved = "retried with a corrected event"
                 return None
