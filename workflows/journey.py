@@ -192,7 +192,7 @@ class JourneyWorkflow:
                     try:
                         self._set_variables()  # the fault was at entry: its variables first
                     except StepFault as fault:
-                        target = self._record_fault(fault, step)
+                        target = self._record_fault(fault, None)  # still the entry's
                         if target is not None:
                             return target
                         continue
