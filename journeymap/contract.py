@@ -230,11 +230,11 @@ class _Types:
         if found is not None:
             root, name = found
             types = {
-                self._declared[e].properties[name].type
+                self._declared[e].properties[name].type_name
                 for e in self._scope[root]
                 if name in self._declared[e].properties
             }
-            return types.pop() if len(types) == 1 else None
+            return types.pop() if len(types) == 1 else None  # several (a union, or events that differ): unknown
         if isinstance(node, nodes.Const):
             value = node.value
             if isinstance(value, bool):

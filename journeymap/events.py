@@ -45,16 +45,31 @@ def _shorthand(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
+def _as_list(value: Any) -> Any:
+    """``type: date-time`` is ``type: [date-time]``."""
+    return [value] if isinstance(value, str) else value
+
+
 class PropertySpec(FrozenModel):
     """One property of an event."""
 
-    type: PropertyType
+    type: Annotated[list[PropertyType], BeforeValidator(_as_list), Field(min_length=1)]
+    """One type, or several any of which will do (``[date, date-time]``: a day, or a moment)."""
     required: bool = True
     """Required: an event without it (or with ``null``) breaks the contract. Optional: a map must read it with
     a default (``event.x | default(...)``) or test it (``event.x is defined``)."""
     values: list[str | int | float | bool] | None = Field(default=None, min_length=1)
     """The only values allowed, where they matter (a status, a channel)."""
     description: str = ""
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(self.type)
+
+    @property
+    def type_name(self) -> str:
+        """As people read it: ``date-time``, ``date or date-time``."""
+        return " or ".join(self.types)
 
 
 class EventSpec(FrozenModel):
@@ -144,8 +159,8 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "number": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
     "integer": (_is_integer, "an integer"),
     "boolean": (lambda v: isinstance(v, bool), "true or false"),
-    "date-time": (_is_datetime, "an ISO 8601 date-time, e.g. 2026-11-25T09:00:00Z"),
-    "date": (_is_date, "an ISO 8601 date, e.g. 2026-11-25"),
+    "date-time": (_is_datetime, "an ISO 8601 date-time (2026-11-25T09:00:00Z)"),
+    "date": (_is_date, "an ISO 8601 date (2026-11-25)"),
     "list": (lambda v: isinstance(v, list), "a list"),
     "object": (lambda v: isinstance(v, dict), "an object"),
 }
@@ -186,8 +201,8 @@ class PayloadValidator:
             _Rule(
                 name,
                 prop.required,
-                _CHECKS[prop.type][0],
-                _CHECKS[prop.type][1],
+                _any_of([_CHECKS[t][0] for t in prop.types]),
+                " or ".join(_CHECKS[t][1] for t in prop.types),
                 frozenset(prop.values) if prop.values is not None else None,
             )
             for name, prop in spec.properties.items()
@@ -209,6 +224,12 @@ class PayloadValidator:
                 allowed = ", ".join(repr(v) for v in sorted(rule.allowed, key=str))
                 found.append(Violation(self.event, rule.name, f"expected one of {allowed}", _shown(value)))
         return found
+
+
+def _any_of(tests: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    if len(tests) == 1:
+        return tests[0]
+    return lambda value: any(test(value) for test in tests)
 
 
 def _shown(value: Any) -> str:
@@ -241,7 +262,8 @@ def properties_schema(spec: EventSpec) -> dict[str, Any]:
     """The JSON Schema of an event's ``properties`` object (extra properties allowed, as the API allows them)."""
     props: dict[str, Any] = {}
     for name, prop in spec.properties.items():
-        schema = dict(_SCHEMA_TYPES[prop.type])
+        options = [_SCHEMA_TYPES[t] for t in prop.types]
+        schema: dict[str, Any] = dict(options[0]) if len(options) == 1 else {"anyOf": options}
         if prop.values is not None:
             schema["enum"] = list(prop.values)
         if prop.description:

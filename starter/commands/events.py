@@ -74,7 +74,7 @@ def plan_lines(plan: TrackingPlan | None, catalog: dict[str, JourneyMap]) -> lis
             need = "required" if prop.required else "optional"
             values = f" one of {', '.join(map(str, prop.values))}" if prop.values is not None else ""
             about = f"  {prop.description}" if prop.description else ""
-            lines.append(f"  {prop_name:<20} {prop.type:<10} {need}{values}{about}")
+            lines.append(f"  {prop_name:<20} {prop.type_name:<10} {need}{values}{about}")
         if not spec.properties:
             lines.append("  (no properties)")
     for event in sorted(set(users) - set(declared)):
