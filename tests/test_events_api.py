@@ -5,6 +5,7 @@ are accepted and counted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import uuid
@@ -27,6 +28,7 @@ from analytics.event_counts import event_counts
 from journeymap.events import PayloadValidator
 from runtime.settings import Settings
 from starter.api import ApiServices, create_app
+from starter.cli import main
 from storage.tables import QuarantinedEvent
 from testkit.harness import Journeys, running_journeys
 
@@ -40,6 +42,7 @@ A_DAY = "an ISO 8601 date (2026-11-25) or an ISO 8601 date-time (2026-11-25T09:0
 class Api:
     http: httpx.AsyncClient
     j: Journeys
+    journeys_dir: Path
 
     async def track(self, user: str, event: str, content_type: str = "application/json", **props: Any) -> Any:
         body = {"userId": user, "event": event, "properties": props}
@@ -92,7 +95,7 @@ async def api(
     async with running_journeys(dev_env.client, tmp_path, task_queue, journeys, database_url=database_url) as j:
         app = create_app(settings_, ApiServices(j.journeys, j.engine))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-            yield Api(http, j)
+            yield Api(http, j, journeys)
 
 
 def _quarantining(api: Api) -> bool:
@@ -142,7 +145,9 @@ async def test_a_pickup_without_picked_up_at_never_reaches_the_journey(api: Api,
     assert state.vars["refills_remaining"] == 1
 
 
-async def test_in_a_batch_only_the_bad_message_is_refused(api: Api) -> None:
+async def test_in_a_batch_only_the_bad_message_is_refused(
+    api: Api, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     user, rx = f"batch-{uuid.uuid4().hex[:6]}", "rx-2"
     await api.at_pickup(user, rx)
     bad: dict[str, Any] = {"type": "track", "userId": user, "messageId": "m-bad", "event": "refill_picked_up"}
@@ -181,6 +186,20 @@ async def test_in_a_batch_only_the_bad_message_is_refused(api: Api) -> None:
         assert (pickup.refused, pickup.quarantined) == (1, 0)
         assert pickup.last_problem == f"picked_up_at: expected {A_DAY}"
     assert counts["prescription_filled"].accepted == 1
+
+    # The same counts, as `journeys events --stats` and `journeys report` show them.
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", database_url)
+    monkeypatch.setenv("JOURNEYS_JOURNEYS_DIR", str(api.journeys_dir))
+    monkeypatch.setenv("JOURNEYS_DATA_DIR", str(tmp_path))
+    assert await asyncio.to_thread(main, ["events", "--stats"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [row] = [line for line in lines if line.startswith("refill_picked_up ")]
+    assert row.split()[:5] == ["refill_picked_up", "yes", "0", *(["0", "1"] if _quarantining(api) else ["1", "0"])]
+    assert lines[-1].startswith("events: 3 declared, 1 unknown, ")
+    assert await asyncio.to_thread(main, ["report", "--no-refresh", "--out", str(tmp_path / "report.html")]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Events against the tracking plan</h2>" in page
+    assert "<td>page_viewed</td><td>no</td><td>1</td>" in page
 
 
 async def test_the_openapi_document_describes_the_declared_events(api: Api) -> None:
