@@ -12,9 +12,11 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from analytics.collect import refresh_runs
+from analytics.event_counts import event_counts
 from analytics.html import render_html
 from analytics.report import Report, build_report
 from journeymap import JourneyMap
+from journeymap.events import TrackingPlan
 from runtime.settings import ReportSettings
 
 
@@ -27,6 +29,8 @@ class ReportContext:
     client: Client | None = None
     settings: ReportSettings | None = None
     """The report's conventions; None reads ``JOURNEYS_REPORT_*``."""
+    plan: TrackingPlan | None = None
+    """The events' declarations: with them the report counts events against the plan."""
 
 
 def report_router(context: Callable[..., ReportContext]) -> APIRouter:
@@ -40,7 +44,9 @@ def report_router(context: Callable[..., ReportContext]) -> APIRouter:
     async def _report(refresh: bool, ctx: ReportContext) -> Report:
         if refresh and ctx.client is not None:
             await refresh_runs(ctx.client, ctx.engine, ctx.catalog)
-        return await asyncio.to_thread(build_report, ctx.engine, ctx.catalog, settings=ctx.settings)
+        report = await asyncio.to_thread(build_report, ctx.engine, ctx.catalog, settings=ctx.settings)
+        counts = await asyncio.to_thread(event_counts, ctx.engine, ctx.plan)
+        return report.model_copy(update={"event_contract": counts})
 
     @router.get("/v1/report", response_model=Report)
     async def report_json(refresh: bool = False, ctx: ReportContext = Depends(context)) -> Report:  # noqa: B008

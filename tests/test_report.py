@@ -22,7 +22,7 @@ from analytics.api import ReportContext, report_router
 from analytics.report import Report
 from contracts.events import JourneyEvent
 from starter import cli
-from starter.catalog import load_catalog
+from starter.catalog import load_catalog, load_plan
 from storage import make_engine
 from storage.tables import Event
 from testkit.harness import ROOT, Journeys, running_journeys
@@ -229,12 +229,15 @@ async def test_report_router_serves_json_and_the_page(database_url: str) -> None
     engine = make_engine(database_url)
     record_event(engine, "c1", JourneyEvent(id="e1", type="signed_up"))
     app = FastAPI()
-    context = ReportContext(engine, load_catalog(ROOT / "journeys"))
+    catalog = load_catalog(ROOT / "journeys")
+    context = ReportContext(engine, catalog, plan=load_plan(ROOT / "journeys", catalog))
     app.include_router(report_router(lambda: context))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://journeys") as http:
         data = (await http.get("/v1/report")).json()
         page = await http.get("/v1/report.html")
     engine.dispose()
     assert data["events"] == {"signed_up": 1}
+    counted = {t["type"]: t for t in data["event_contract"]["types"]}
+    assert (counted["signed_up"]["declared"], counted["signed_up"]["accepted"]) == (True, 1)
     assert {j["name"] for j in data["journeys"]} >= {"lifecycle", "order_updates"}
     assert page.headers["content-type"].startswith("text/html") and 'class="funnel"' in page.text

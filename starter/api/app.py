@@ -147,8 +147,9 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         return _answer(await ingestion.batch(message))
 
     def _report_context(services: Services) -> ReportContext:
+        journeys = services.journeys
         return ReportContext(
-            services.engine, services.journeys.catalog, services.journeys.temporal, settings=settings.report
+            services.engine, journeys.catalog, journeys.temporal, settings=settings.report, plan=journeys.plan
         )
 
     app.include_router(report_router(_report_context))
