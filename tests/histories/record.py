@@ -50,8 +50,8 @@ async def _step(j: Journeys, customer: str, step: str) -> None:
     await j.settled(RX, customer, "rx1", until=lambda s: s.step == step and s.status == "waiting")
 
 
-async def refill_two_cycles_with_voicemail(j: Journeys, env: WorkflowEnvironment) -> str:
-    customer = "hist-cycles"
+async def _to_pickup(j: Journeys, env: WorkflowEnvironment, customer: str) -> None:
+    """Filled with one refill, reminded, ordered, ready: at await_pickup."""
     await _filled(j, env, customer, refills=1)
     await env.sleep(timedelta(days=28))
     await _step(j, customer, "await_order")
@@ -59,6 +59,11 @@ async def refill_two_cycles_with_voicemail(j: Journeys, env: WorkflowEnvironment
     await _step(j, customer, "await_ready")
     await j.send(customer, "refill_ready", rx_id="rx1", store_name="Elm St")
     await _step(j, customer, "await_pickup")
+
+
+async def refill_two_cycles_with_voicemail(j: Journeys, env: WorkflowEnvironment) -> str:
+    customer = "hist-cycles"
+    await _to_pickup(j, env, customer)
     await env.sleep(timedelta(days=5, hours=1))
     for _ in range(24):  # the voicemail waits for the customer's quiet hours to end
         if (await j.state(RX, customer, "rx1")).step == "await_late_pickup":
@@ -95,13 +100,7 @@ async def refill_faulted_continued_and_ended(j: Journeys, env: WorkflowEnvironme
     """Issue 17: a pickup without its date faults the next cycle; events keep coming while it waits for an
     operator (it continues-as-new, faulted), and the operator ends it."""
     customer = "hist-fault"
-    await _filled(j, env, customer, refills=1)
-    await env.sleep(timedelta(days=28))
-    await _step(j, customer, "await_order")
-    await j.send(customer, "refill_ordered", rx_id="rx1")
-    await _step(j, customer, "await_ready")
-    await j.send(customer, "refill_ready", rx_id="rx1", store_name="Elm St")
-    await _step(j, customer, "await_pickup")
+    await _to_pickup(j, env, customer)
     await j.send(customer, "refill_picked_up", rx_id="rx1")  # no picked_up_at
     await j.settled(RX, customer, "rx1", until=lambda s: s.status == "faulted")
     handle = j.handle(RX, customer, "rx1")
