@@ -244,10 +244,9 @@ async def test_random_bad_payloads_get_a_4xx_never_a_500_and_never_a_signal(api:
     assert payloads
     for event, properties in payloads:
         response = await api.post("/v1/track", {"userId": user, "event": event, "properties": properties})
-        quarantined = plan.events[event].on_invalid == "quarantine"
-        if quarantined:
-            assert response.status_code == 200, response.text
+        if response.status_code == 200:  # accepted only into quarantine, where the declaration says so
+            assert plan.events[event].on_invalid == "quarantine"
             assert response.json()["quarantined"] is True
-        else:
+        else:  # refused: breaking the declaration, or not even JSON's numbers (Infinity)
             assert 400 <= response.status_code < 500, response.text
     assert await api.signals(user, rx) == signals
