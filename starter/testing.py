@@ -31,7 +31,7 @@ from sqlmodel import Session, select
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHistoryEventFilterType, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -284,33 +284,7 @@ class JourneyEnvironment:
 
     async def rest(self, workflow_id: str) -> JourneySnapshot | None:
         """The journey's state once it rests (None when it never started); follows a continue-as-new."""
-        handle = self.client.get_workflow_handle(workflow_id)
-        for _ in range(10):
-            try:
-                state: JourneySnapshot = await handle.execute_update("rested", result_type=JourneySnapshot)
-                return state
-            except (WorkflowUpdateFailedError, RPCError):
-                # Closed (ended, or continued as new while the update waited): ask the latest run again.
-                # Raw: describe() cannot parse the datetime search attributes the time-skipping server returns.
-                request = DescribeWorkflowExecutionRequest(
-                    namespace=self.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
-                )
-                try:
-                    described = await self.client.workflow_service.describe_workflow_execution(request)
-                except RPCError:
-                    return None
-                if described.workflow_execution_info.status != _RUNNING:
-                    return await self._final_state(workflow_id)
-        raise AssertionError(f"journey {workflow_id} kept continuing as new; it never rested")
-
-    async def _final_state(self, workflow_id: str) -> JourneySnapshot | None:
-        try:
-            state: JourneySnapshot = await self.client.get_workflow_handle(workflow_id).query(
-                "state", result_type=JourneySnapshot
-            )
-        except RPCError:
-            return None
-        return state
+        return await rested(self.client, workflow_id)
 
     async def rest_all(self) -> list[JourneySnapshot]:
         """Every journey of this environment, once each rests."""
@@ -344,6 +318,58 @@ class JourneyEnvironment:
                 await self.rest(workflow_id)
                 with contextlib.suppress(RPCError):  # ended already
                     await self.client.get_workflow_handle(workflow_id).terminate("test finished")
+
+
+async def rested(client: Client, workflow_id: str) -> JourneySnapshot | None:
+    """The journey's state once it rests, asked with its ``rested`` update (None: it never started).
+
+    Follows a continue-as-new: an update that meets a closing run fails, and the latest run is asked again.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    for _ in range(10):
+        try:
+            state: JourneySnapshot = await handle.execute_update("rested", result_type=JourneySnapshot)
+            return state
+        except (WorkflowUpdateFailedError, RPCError):
+            # Closed (ended, or continued as new while the update waited): ask the latest run again.
+            # Raw: describe() cannot parse the datetime search attributes the time-skipping server returns.
+            request = DescribeWorkflowExecutionRequest(
+                namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+            )
+            try:
+                described = await client.workflow_service.describe_workflow_execution(request)
+            except RPCError:
+                return None
+            if described.workflow_execution_info.status != _RUNNING:
+                return await _final_state(client, workflow_id)
+    raise AssertionError(f"journey {workflow_id} kept continuing as new; it never rested")
+
+
+async def _final_state(client: Client, workflow_id: str) -> JourneySnapshot | None:
+    try:
+        state: JourneySnapshot = await client.get_workflow_handle(workflow_id).query(
+            "state", result_type=JourneySnapshot
+        )
+    except RPCError:
+        return None
+    return state
+
+
+async def next_run(client: Client, workflow_id: str, run_id: str) -> str:
+    """The run that continued run ``run_id`` as new, once it has.
+
+    Reads the run's close event, which the server holds back until the run closes (a long poll: no wall
+    clock here). It touches no workflow, so it is safe while the continuing workflow task is in flight, when a
+    query or an update would not be (see ``testkit.harness``).
+    """
+    run = client.get_workflow_handle(workflow_id, run_id=run_id)
+    async for event in run.fetch_history_events(
+        wait_new_event=True, event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+    ):
+        if event.HasField("workflow_execution_continued_as_new_event_attributes"):
+            return event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        raise AssertionError(f"journey {workflow_id} closed without continuing as new: {event.event_type}")
+    raise AssertionError(f"journey {workflow_id}: run {run_id} has no close event")
 
 
 _RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING

@@ -1,12 +1,13 @@
 """Our own tests' harness: a journey system on a test session's server, a worker on its own task queue.
 
-Older than :class:`starter.testing.JourneyEnvironment` (the public API, re-exported by ``testkit``), which
-waits with the workflow's ``rested`` update instead of polling; new tests use that.
+Older than :class:`starter.testing.JourneyEnvironment` (the public API, re-exported by ``testkit``), and built
+on the same waits: the workflow's ``rested`` update, and a run's history streamed by the server; nothing here
+polls the wall clock. Unlike the environment it takes any client (the dev server's too), and its ``send``
+does not wait, so a test can send a burst of events before the journey handles them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -17,10 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from contracts.events import JourneyEvent
@@ -30,7 +28,7 @@ from journeymap import JourneyMap
 from runtime.settings import DeliverySettings, Settings
 from starter.catalog import load_catalog
 from starter.client import JourneyClient, Routed
-from starter.testing import journey_system, ledger
+from starter.testing import journey_system, ledger, next_run, rested
 from storage import Customer, Delivery
 from workflows.journey import JourneyWorkflow
 
@@ -55,43 +53,18 @@ class Journeys:
     async def terminate_all(self) -> None:
         """End what the test left running, so the next test (same server) starts clean.
 
-        Each journey first finishes what it is doing. The time-skipping test server holds a time-skipping lock
-        for every activity and workflow task in flight and releases it when the worker reports back; when the
-        workflow was terminated meanwhile it refuses that report ("Completed workflow"), so the lock is never
-        released and time stops skipping for every later test on the server (temporalio/sdk-java#1138). A
-        journey a test did not watch, the order_updates one an order starts, was still sending then on
-        PostgreSQL, where a send takes longer.
+        Each journey first comes to rest (the ``rested`` update). The time-skipping test server holds a
+        time-skipping lock for every activity and workflow task in flight and releases it when the worker
+        reports back; when the workflow was terminated meanwhile it refuses that report ("Completed workflow"),
+        so the lock is never released and time stops skipping for every later test on the server
+        (temporalio/sdk-java#1138). A journey a test did not watch, the order_updates one an order starts, was
+        still sending then on PostgreSQL, where a send takes longer.
         """
         for workflow_id in self.started:
-            await self._at_rest(workflow_id)
+            await rested(self.client, workflow_id)
         for workflow_id in self.started:
             with contextlib.suppress(RPCError):
                 await self.client.get_workflow_handle(workflow_id).terminate("test finished")
-
-    async def _at_rest(self, workflow_id: str, timeout: float = 30) -> None:
-        """Until the workflow runs nothing (closed, or waiting with no activity pending); at most ``timeout`` s.
-
-        The query is answered only after any workflow task in flight, so an activity that task schedules shows
-        in the ``describe`` after it, and a journey waiting with no activity pending has nothing in flight.
-        """
-        handle = self.client.get_workflow_handle(workflow_id)
-        request = DescribeWorkflowExecutionRequest(
-            namespace=self.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
-        )
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                state: JourneySnapshot = await handle.query("state", result_type=JourneySnapshot)
-                # Raw: describe() cannot parse the datetime search attributes the time-skipping server returns.
-                described = await self.client.workflow_service.describe_workflow_execution(request)
-            except (RPCError, WorkflowQueryFailedError):
-                return
-            info = described.workflow_execution_info
-            if info.status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
-                return
-            if state.status not in ("entering", "active") and not described.pending_activities:
-                return
-            await asyncio.sleep(0.05)
 
     def handle(
         self, journey: str, customer_id: str, instance_key: str | None = None
@@ -100,10 +73,8 @@ class Journeys:
         return self.client.get_workflow_handle_for(JourneyWorkflow.run, workflow_id)
 
     async def state(self, journey: str, customer_id: str, instance_key: str | None = None) -> JourneySnapshot:
-        state: JourneySnapshot = await self.handle(journey, customer_id, instance_key).query(
-            "state", result_type=JourneySnapshot
-        )
-        return state
+        """The journey's state once it rests: :meth:`settled` without a condition."""
+        return await self.settled(journey, customer_id, instance_key)
 
     async def settled(
         self,
@@ -113,38 +84,28 @@ class Journeys:
         *,
         until: Callable[[JourneySnapshot], bool] | None = None,
     ) -> JourneySnapshot:
-        """The journey's state once it rests (waiting, or ended) and ``until`` holds; fails after 30 s."""
+        """The journey's state once it rests (waits for an event or a timer, or has ended), where ``until``
+        must hold.
 
-        def done(state: JourneySnapshot) -> bool:
-            return state.status not in ("entering", "active") and (until is None or until(state))
-
-        deadline = asyncio.get_running_loop().time() + 30
-        while True:
-            try:
-                state = await self.state(journey, customer_id, instance_key)
-                if done(state):
-                    return state
-            except RPCError:
-                state = None
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"journey {journey} of {customer_id} did not settle; last state: {state}")
-            await asyncio.sleep(0.05)
+        Asked with the workflow's ``rested`` update, which answers once the journey has handled every event sent
+        before it: no polling. A journey at rest changes only when an event comes or time is skipped, so an
+        ``until`` that does not hold then never will: that fails at once, naming the state.
+        """
+        state = await rested(self.client, journey_workflow_id(journey, customer_id, instance_key))
+        if state is None:
+            raise AssertionError(f"{customer_id} never entered {journey}")
+        if until is not None and not until(state):
+            raise AssertionError(f"journey {journey} of {customer_id} rests, but not as expected: {state}")
+        return state
 
     async def continued_as_new(self, journey: str, customer_id: str, instance_key: str | None, *, from_run: str) -> str:
-        """The run that continued ``from_run``, once there is one; fails after 30 s.
+        """The run that continued ``from_run``: read from that run's history, which the server streams as it grows.
 
-        Watched with describe, not the ``state`` query: on the time-skipping test server a query that arrives
+        Not the ``state`` query nor the ``rested`` update: on the time-skipping test server either one arriving
         while the continuing workflow task is in flight goes to the closed run, is never answered, and leaves a
         time-skipping lock held, so time stops skipping for every later test on the server.
         """
-        handle = self.handle(journey, customer_id, instance_key)
-        deadline = asyncio.get_running_loop().time() + 30
-        while (run_id := (await handle.describe()).run_id) == from_run:
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"journey {journey} of {customer_id} did not continue as new")
-            await asyncio.sleep(0.05)
-        assert run_id is not None
-        return run_id
+        return await next_run(self.client, journey_workflow_id(journey, customer_id, instance_key), from_run)
 
     def add_customer(self, customer_id: str, /, **traits: Any) -> None:
         """A customer reachable on every channel: an address for each, unless ``traits`` gives its own.

@@ -7,11 +7,9 @@ deadline, no message twice, none lost.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, timedelta
 from pathlib import Path
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.settings import DeliverySettings
@@ -39,26 +37,19 @@ steps:
 
 
 async def _grow_until_it_continues(j: Journeys, journey: str, customer_id: str, event_type: str) -> str:
-    """Send events one at a time, each handled before the next, until the run continues as new; its successor.
+    """Send events one at a time, each handled before the next (the ``rested`` update), until the run continues
+    as new; its successor.
 
-    One at a time, so the new run gets no burst that would carry it past the threshold again while the test queries
-    it (on the time-skipping server a query that meets a continuing run is never answered). "Handled" is read from
-    the run's own history (every workflow task scheduled has completed), which touches no workflow.
+    One at a time, so the new run gets no burst that would carry it past the threshold again.
     """
     handle = j.handle(journey, customer_id)
     run_id = (await handle.describe()).run_id
     assert run_id is not None
     for n in range(40):
         await j.send(customer_id, event_type, event_id=f"{event_type}-{n}")
-        while True:
-            run = j.client.get_workflow_handle(handle.id, run_id=run_id)
-            events = [event.event_type async for event in run.fetch_history_events()]
-            if EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW in events:
-                return await j.continued_as_new(journey, customer_id, None, from_run=run_id)
-            scheduled = events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
-            if scheduled == events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED):
-                break
-            await asyncio.sleep(0.02)
+        await j.settled(journey, customer_id)
+        if (await handle.describe()).run_id != run_id:
+            return await j.continued_as_new(journey, customer_id, None, from_run=run_id)
     raise AssertionError(f"{journey} of {customer_id} did not continue as new after 40 events")
 
 

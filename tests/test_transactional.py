@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,15 +24,6 @@ def sent(j: Journeys, customer_id: str, journey: str) -> list[tuple[str, str]]:
 
 def resting(step: str) -> Callable[[JourneySnapshot], bool]:
     return lambda s: s.step == step and s.status == "waiting"
-
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Wait (real time, 15 s at most) for ``condition``: for effects of a run that no query can name yet."""
-    for _ in range(300):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met within 15 s")
 
 
 def ended(s: JourneySnapshot) -> bool:
@@ -147,7 +137,7 @@ async def test_spending_limit_sms_only_for_opted_in_customers_at_most_daily(
         await j.send(opted, "spending_limit_near", percent_used=97)  # same day: absorbed by the cooldown
         await time_env.sleep(timedelta(days=1, hours=1))
         await j.send(opted, "spending_limit_near", percent_used=99)
-        await eventually(lambda: len(j.outbox(opted)) == 2)
+        await j.settled("spending_limit", opted, until=ended)  # the next entry's run, once it has sent
         texts = [d.content["text"] for d in j.outbox(opted)]
         assert len(texts) == 2 and "99%" in texts[1]
         assert j.outbox(silent) == []
