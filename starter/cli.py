@@ -35,6 +35,8 @@ COMMANDS = (
     "report",
     "simulate",
     "test",
+    "diff",
+    "check",
 )
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from runtime.connection import connect
@@ -57,10 +60,21 @@ async def _replay(query: str, limit: int | None) -> ReplayReport:
 
 async def replay_histories(client: Client, query: str, *, limit: int | None = None) -> ReplayReport:
     """Replay the histories of the workflows ``query`` finds; every failure is collected, none stops the run."""
-    replayer = Replayer(
-        workflows=list(WORKFLOWS), workflow_runner=workflow_runner(), data_converter=client.data_converter
-    )
-    histories = client.list_workflows(query, limit=limit).map_histories()
+    return await _replay_all(client.list_workflows(query, limit=limit).map_histories(), client.data_converter)
+
+
+async def replay_files(paths: list[Path], data_converter: DataConverter) -> ReplayReport:
+    """Replay recorded histories (JSON, as the Temporal UI and CLI export them; the file's stem names it)."""
+
+    async def histories() -> AsyncIterator[WorkflowHistory]:
+        for path in paths:
+            yield WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+
+    return await _replay_all(histories(), data_converter)
+
+
+async def _replay_all(histories: AsyncIterator[WorkflowHistory], data_converter: DataConverter) -> ReplayReport:
+    replayer = Replayer(workflows=list(WORKFLOWS), workflow_runner=workflow_runner(), data_converter=data_converter)
     report = ReplayReport()
     async with replayer.workflow_replay_iterator(histories) as results:
         async for result in results:

@@ -90,20 +90,29 @@ def plan(paths: list[Path]) -> list[Planned]:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The SDK core warns about the test server's missing capabilities on every worker: noise in a report.
-    quiet = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=quiet)), error_if_already_set=False)
+    quiet_sdk_logs()
     try:
         planned = plan(args.paths)
     except MapValidationError as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 1
+    return 1 if play(planned, quiet=args.quiet, junit=args.junit) else 0
+
+
+def quiet_sdk_logs() -> None:
+    """The SDK core warns about the test server's missing capabilities on every worker: noise in a report."""
+    quiet = LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=quiet)), error_if_already_set=False)
+
+
+def play(planned: list[Planned], *, quiet: bool, junit: Path | None = None) -> int:
+    """Play the scenarios, printing each verdict (and timeline unless ``quiet``); how many failed."""
 
     def report(result: ScenarioResult) -> None:
         verdict = "FAIL" if result.failures else "ok"
         print(f"{result.journey}: {result.name} ({result.source}): {verdict} in {result.seconds:.1f}s")
-        if not args.quiet or result.failures:
+        if not quiet or result.failures:
             for line in format_timeline(result):
                 print(line)
         for failure in result.failures:
@@ -113,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     results = asyncio.run(run_scenarios(planned, report=report))
     failed = sum(1 for r in results if r.failures)
     print(f"{len(results) - failed} passed, {failed} failed")
-    if args.junit is not None:
-        args.junit.parent.mkdir(parents=True, exist_ok=True)
-        args.junit.write_text(junit_xml(results), encoding="utf-8")
-    return 1 if failed else 0
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(junit_xml(results), encoding="utf-8")
+    return failed

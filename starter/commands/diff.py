@@ -1,0 +1,112 @@
+"""``journeys diff OLD.yaml NEW.yaml``: what a map change does, and to how many journeys in flight.
+
+Steps added, removed and changed (by step id, saying what changed: kind, target, timing, template...), and
+the map's other fields. A journey keeps the map it entered with, so the journeys resting on a removed or
+changed step finish on the old definition: with a Temporal connection (``--temporal [ADDRESS]``, or
+``JOURNEYS_TEMPORAL_ADDRESS`` set) they are counted, step by step, from the ``JourneyStep`` search attribute
+(visibility count queries), so a marketer sees whom a change leaves behind before deploying it.
+
+Both maps are validated first. An old map taken out of version control (``git show HEAD:journeys/x.yaml``)
+has no ``templates/`` folder beside it: it is checked against the new map's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from contracts import search_attributes as sa
+from journeymap import JourneyMap, load_map
+from journeymap.diff import MapDiff, diff_maps
+from runtime.connection import connect
+from runtime.settings import Settings
+
+ADDRESS_ENV = "JOURNEYS_TEMPORAL_ADDRESS"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "diff", help="steps added, removed and changed between two versions of a map; journeys in flight on them"
+    )
+    parser.add_argument("old", type=Path, metavar="OLD.yaml")
+    parser.add_argument("new", type=Path, metavar="NEW.yaml")
+    parser.add_argument(
+        "--temporal",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help=f"count the running journeys on removed or changed steps (default address: {ADDRESS_ENV}'s)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    new = load_map(args.new)
+    old = load_map(args.old, templates_dir=_templates(args.old, args.new))
+    diff = diff_maps(old, new)
+    for line in format_diff(diff, old):
+        print(line)
+    if args.temporal is not None or os.environ.get(ADDRESS_ENV):
+        settings = Settings()
+        if args.temporal:
+            settings = settings.model_copy(update={"temporal_address": args.temporal})
+        counts = asyncio.run(_count(settings, old.name, diff.affected))
+        for line in format_in_flight(counts, settings.temporal_address):
+            print(line)
+    return 0
+
+
+def _templates(path: Path, other: Path) -> Path:
+    beside = path.parent / "templates"
+    return beside if beside.is_dir() else other.parent / "templates"
+
+
+def format_diff(diff: MapDiff, old: JourneyMap) -> list[str]:
+    if diff.empty:
+        return [f"{diff.journey}: no change"]
+    lines = [f"{diff.journey}: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed"]
+    lines += [f"+ {step}" for step in diff.added]
+    lines += [f"- {step}" for step in diff.removed]
+    for change in diff.changed:
+        lines.append(f"~ {change.step}")
+        lines += [f"    {difference}" for difference in change.differences]
+    if diff.map_fields:
+        lines.append(f"~ (map) {old.name}")
+        lines += [f"    {difference}" for difference in diff.map_fields]
+    return lines
+
+
+def format_in_flight(counts: dict[str, int], address: str) -> list[str]:
+    total = sum(counts.values())
+    if not counts:
+        return [f"in flight ({address}): no step removed or changed"]
+    lines = [
+        f"in flight ({address}): {total} running journeys rest on a removed or changed step; they keep the map"
+        " they entered with and finish on the old definition"
+    ]
+    lines += [f"  {step}: {count}" for step, count in counts.items()]
+    return lines
+
+
+async def _count(settings: Settings, journey: str, steps: tuple[str, ...]) -> dict[str, int]:
+    return await count_resting(await connect(settings), journey, steps)
+
+
+async def count_resting(client: Client, journey: str, steps: tuple[str, ...]) -> dict[str, int]:
+    """Running journeys of ``journey`` resting on each of ``steps`` (a visibility count query per step).
+
+    ``JourneyStep`` is set whenever a journey comes to rest, and step ids are plain names (checked by the map
+    language), so they go into the query as they are.
+    """
+    base = f"WorkflowType = 'Journey' AND ExecutionStatus = 'Running' AND {sa.JOURNEY_NAME.name} = '{journey}'"
+    counts = {}
+    for step in steps:
+        counted = await client.count_workflows(f"{base} AND {sa.STEP.name} = '{step}'")
+        counts[step] = counted.count
+    return counts
