@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class SimulationResult:
     orders: int
     messages: int
     workflow_ids: set[str] = field(default_factory=set)
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("skip", "route", "respond"), 0.0))
+    """Wall seconds spent skipping the clock (timers fire, journeys act), routing events, reading responses."""
 
 
 def _population(config: SimulationConfig, rng: random.Random) -> list[Person]:
@@ -166,7 +169,9 @@ async def simulate(
         # days or hours after earlier events (or at a local hour), so a signal never lands just as a timer fires:
         # the time-skipping server mishandles that race ("invalid history builder state for action").
         moment = timedelta(seconds=rng.randint(3600, 82800) + 17, milliseconds=rng.randint(1, 999))
+        clock = time.perf_counter()
         await env.sleep(moment)
+        result.timings["skip"] += time.perf_counter() - clock
         now = await env.get_current_time()
         todays: list[tuple[str, str, dict[str, object]]] = list(pending.pop(day, []))
         for person in people:
@@ -186,9 +191,15 @@ async def simulate(
             for event in events:
                 await route(customer_id, event)
 
+        clock = time.perf_counter()
         await asyncio.gather(*(deliver(c, events) for c, events in by_customer.items()))
+        result.timings["route"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         await env.sleep(timedelta(days=1) - moment)
+        result.timings["skip"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         seen_delivery = await asyncio.to_thread(_respond, engine, by_id, seen_delivery, day + 1, config)
+        result.timings["respond"] += time.perf_counter() - clock
         if progress is not None:
             progress(day + 1, config.days)
     result.messages = await asyncio.to_thread(_last_delivery_id, engine) - first_delivery

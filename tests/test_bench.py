@@ -19,6 +19,7 @@ EXPECTED = {
     "memory": {"max_cached_workflows", "rss_mib", "journeys_waiting"},
     "replay": {"histories_per_s", "failures"},
     "report": {"events", "report_s", "peak_rss_mib", "report_orders", "orders"},
+    "simulate": {"seconds", "events", "messages", "skip_s", "route_s", "respond_s"},
 }
 
 
