@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
-from starter.simulation import SimulationConfig, simulate
+from starter.progress import ProgressLine
+from starter.simulation import SimulationConfig, SimulationResult, simulate
 from storage import make_engine
 from workers.worker import journey_worker
 
@@ -66,9 +66,10 @@ async def _run(config: SimulationConfig, base: Settings, database: str, catalog:
         async with journey_worker(env.client, settings, engine):
             journeys = JourneyClient(env.client, catalog, task_queue=settings.task_queue)
 
-            def progress(day: int, days: int) -> None:
-                if day % 30 == 0 or day == days:
-                    print(f"day {day}/{days}", file=sys.stderr)
+            line = ProgressLine(config.days, "day")
+
+            def progress(day: int, so_far: SimulationResult) -> None:
+                line.update(day, f"{so_far.events} events, {so_far.orders} orders")
 
             result = await simulate(env, journeys, engine, config, progress=progress)
             await refresh_runs(env.client, engine, catalog)
