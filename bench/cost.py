@@ -1,8 +1,9 @@
 """Cost: history events and Temporal billable actions per customer per simulated year, for each built-in journey.
 
 Counted from the real histories (every run of the continue-as-new chain) that a simulated year of each scenario
-in ``bench.scenarios`` leaves on the time-skipping server. Queries are left out: the simulation polls the
-``state`` query to pace itself, which a production backend does not.
+in ``bench.scenarios`` leaves on the time-skipping server. What the scenarios do to pace themselves is left
+out: they wait for each journey to rest with its ``rested`` update, which a production backend never sends
+(:func:`without_pacing`).
 
     python -m bench.cost [--customers N] [--save-histories DIR] [--quick] [--json FILE]
 """
@@ -93,8 +94,52 @@ async def all_runs(client: Client, workflow_id: str, run_ids: set[str]) -> list[
     return histories
 
 
+#: Events a workflow task's commands write; a task that wrote none of these only took the tests' update.
+COMMANDED = {
+    "ACTIVITY_TASK_SCHEDULED",
+    "TIMER_STARTED",
+    "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
+    "WORKFLOW_PROPERTIES_MODIFIED",
+    "MARKER_RECORDED",
+    "WORKFLOW_EXECUTION_COMPLETED",
+    "WORKFLOW_EXECUTION_FAILED",
+    "WORKFLOW_EXECUTION_CONTINUED_AS_NEW",
+}
+
+
+def without_pacing(events: list[str]) -> list[str]:
+    """The history (event type names) as a backend's journey writes it: without the harness's ``rested`` updates.
+
+    The scenarios wait for a journey to rest with that update, which a backend never sends. It leaves its
+    accepted and completed events and, when it came alone, the workflow task that took it: one whose commands
+    wrote nothing (an approximation: a task for a signal the journey ignores writes nothing either, and the
+    scenarios send none).
+    """
+    out: list[str] = []
+    for index, kind in enumerate(events):
+        if kind.startswith("WORKFLOW_EXECUTION_UPDATE_"):
+            continue
+        if kind == "WORKFLOW_TASK_COMPLETED" and _took_only_an_update(events, index):
+            for drop in ("WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_SCHEDULED"):  # the last of each kept: this task's
+                del out[len(out) - 1 - out[::-1].index(drop)]
+            continue
+        out.append(kind)
+    return out
+
+
+def _took_only_an_update(events: list[str], completed: int) -> bool:
+    after = events[completed + 1 :]
+    if "WORKFLOW_TASK_SCHEDULED" in after:
+        after = after[: after.index("WORKFLOW_TASK_SCHEDULED")]
+    return "WORKFLOW_EXECUTION_UPDATE_ACCEPTED" in after and not COMMANDED & set(after)
+
+
 def count(histories: list[WorkflowHistory]) -> dict[str, int]:
-    kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for h in histories for e in h.events)
+    kinds = Counter(
+        kind
+        for h in histories
+        for kind in without_pacing([EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in h.events])
+    )
     actions: Counter[str] = Counter()
     for kind, n in kinds.items():
         if kind in ACTIONS:

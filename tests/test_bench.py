@@ -52,3 +52,18 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
             split = [row[f"api_{kind}_ms"] for kind in ("loop", "threads", "sdk")]
             assert all(isinstance(ms, float) and ms >= 0 for ms in split), row
             assert abs(sum(split) - row["cpu_ms_per_event"]) < 1.0, row
+
+
+def test_cost_leaves_out_the_updates_the_scenarios_pace_themselves_with() -> None:
+    from bench.cost import without_pacing
+
+    entered = ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_EXECUTION_SIGNALED"]
+    entered += ["WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED", "ACTIVITY_TASK_SCHEDULED"]
+    task = ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED"]
+    accepted, completed = "WORKFLOW_EXECUTION_UPDATE_ACCEPTED", "WORKFLOW_EXECUTION_UPDATE_COMPLETED"
+    loaded = ["ACTIVITY_TASK_STARTED", "ACTIVITY_TASK_COMPLETED"]
+    rests = ["UPSERT_WORKFLOW_SEARCH_ATTRIBUTES", "TIMER_STARTED"]
+    # As the time-skipping server recorded it: an update taken alone (its own task), one answered by the task
+    # that came to rest, and one more taken alone at rest.
+    recorded = [*entered, *task, accepted, *loaded, *task, *rests, completed, *task, accepted, completed]
+    assert without_pacing(recorded) == [*entered, *loaded, *task, *rests]
