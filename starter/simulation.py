@@ -8,9 +8,9 @@ offer code in it). So the report's lifts come from what the journeys did, not fr
 
 Every event is recorded for analytics (at the simulated time) and routed to the journeys, as a backend would;
 orders are followed by ``order_shipped`` and ``package_delivered``, card holders get ``statement_ready`` each
-month and now and then ``spending_limit_near``. One simulated day is one skip of the clock (``env.sleep``), from
-the moment of one day's events to the next day's: the journeys' timers fire on the way, and the time goes into
-what they do (docs/benchmarks.md, ``bench.simulate``).
+month and now and then ``spending_limit_near``. One simulated day is two skips of the clock (``env.sleep``): to
+the moment of the day's events, then to its end; the journeys' timers fire on the way, and nearly all the time
+goes into what they do then (docs/benchmarks.md, ``bench.simulate``).
 """
 
 from __future__ import annotations
@@ -171,9 +171,9 @@ async def simulate(
         await env.sleep(duration)
         result.timings["skip"] += time.perf_counter() - clock
 
-    moment = _moment(rng)
-    await skip(moment)
     for day in range(config.days):
+        moment = _moment(rng)
+        await skip(moment)
         now = await env.get_current_time()
         todays: list[tuple[str, str, dict[str, object]]] = list(pending.pop(day, []))
         for person in people:
@@ -196,11 +196,8 @@ async def simulate(
         clock = time.perf_counter()
         await asyncio.gather(*(deliver(c, events) for c, events in by_customer.items()))
         result.timings["route"] += time.perf_counter() - clock
-        # One skip a day, straight to the next day's moment (the journeys' timers fire on the way): the customers
-        # respond to what was sent by then. The last day ends at midnight.
-        following = _moment(rng) if day + 1 < config.days else timedelta(0)
-        await skip(timedelta(days=1) - moment + following)
-        moment = following
+        # The rest of the day: the journeys' timers fire on the way; then the customers respond to the day's sends.
+        await skip(timedelta(days=1) - moment)
         clock = time.perf_counter()
         seen_delivery = await asyncio.to_thread(_respond, engine, by_id, seen_delivery, day + 1, config)
         result.timings["respond"] += time.perf_counter() - clock
