@@ -45,7 +45,7 @@ async def journey_worker(
 
     ``sandboxed=False`` runs the workflows without the sandbox, for ``journeys simulate`` only: the sandbox
     guards against non-deterministic code, which the tests and replays (sandboxed) catch, and costs the
-    simulation a quarter of its time (docs/benchmarks.md). Workers and tests keep it.
+    simulation about a fifth of its time (docs/benchmarks.md). Workers and tests keep it.
     """
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
         delivery = DeliveryActivities(

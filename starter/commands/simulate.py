@@ -67,7 +67,7 @@ async def simulation_system(
     """The simulation's own time-skipping server and worker, and a client routing to it.
 
     The worker runs the journeys without the sandbox (``journey_worker``'s ``sandboxed``) unless told: the
-    same code, a quarter faster; the tests and replays check it is deterministic. ``bench.simulate`` measures
+    same code, about a fifth faster; the tests and replays check it is deterministic. ``bench.simulate`` measures
     both.
     """
     env = await WorkflowEnvironment.start_time_skipping(
