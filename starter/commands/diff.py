@@ -4,7 +4,8 @@ Steps added, removed and changed (by step id, saying what changed: kind, target,
 the map's other fields. A journey keeps the map it entered with, so the journeys resting on a removed or
 changed step finish on the old definition: with a Temporal connection (``--temporal [ADDRESS]``, or
 ``JOURNEYS_TEMPORAL_ADDRESS`` set) they are counted, step by step, from the ``JourneyStep`` search attribute
-(visibility count queries), so a marketer sees whom a change leaves behind before deploying it.
+(visibility count queries), so a marketer sees whom a change leaves behind before deploying it. With no step
+removed or changed there is nobody to count, and no connection is made.
 
 Both maps are validated first. An old map taken out of version control (``git show HEAD:journeys/x.yaml``)
 has no ``templates/`` folder beside it: it is checked against the new map's.
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     diff = diff_maps(old, new)
     for line in format_diff(diff, old):
         print(line)
-    if args.temporal is not None or os.environ.get(ADDRESS_ENV):
+    if diff.affected and (args.temporal is not None or os.environ.get(ADDRESS_ENV)):
         settings = Settings()
         if args.temporal:
             settings = settings.model_copy(update={"temporal_address": args.temporal})
@@ -84,8 +85,6 @@ def format_diff(diff: MapDiff, old: JourneyMap) -> list[str]:
 
 def format_in_flight(counts: dict[str, int], address: str) -> list[str]:
     total = sum(counts.values())
-    if not counts:
-        return [f"in flight ({address}): no step removed or changed"]
     lines = [
         f"in flight ({address}): {total} running journeys rest on a removed or changed step; they keep the map"
         " they entered with and finish on the old definition"
