@@ -4,7 +4,7 @@ Runs :func:`starter.simulation.simulate` on the system ``journeys simulate`` run
 server and an unsandboxed worker, ``simulation_system``), without the report, over a fresh SQLite database,
 and reports the wall time with its split: skipping the clock (timers fire, journeys act), routing the day's
 events, and the customers' responses (database reads). ``--sandboxed`` runs the worker as deployed, for
-comparison; ``--cache`` sets its ``max_cached_workflows``.
+comparison; ``--cache`` sets its ``max_cached_workflows`` (the command sizes it to the population).
 
     python -m bench.simulate [--customers N] [--days D] [--seed S] [--sandboxed] [--cache N] [--quick] [--json FILE]
 """
@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from bench.common import parser, report
 from runtime.settings import Settings
 from starter.catalog import load_catalog
-from starter.commands.simulate import simulation_system
+from starter.commands.simulate import simulation_settings, simulation_system
 from starter.simulation import SimulationConfig, simulate
 from storage import make_engine
 from testkit.harness import ROOT
@@ -29,12 +28,8 @@ from testkit.harness import ROOT
 
 async def measure(config: SimulationConfig, *, sandboxed: bool, cache: int | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-simulate-") as tmp:
-        settings = Settings(
-            data_dir=Path(tmp),
-            journeys_dir=ROOT / "journeys",
-            database_url=f"sqlite:///{tmp}/simulation.db",
-            task_queue=f"bench-simulate-{uuid.uuid4().hex[:8]}",
-        )
+        base = Settings(data_dir=Path(tmp), journeys_dir=ROOT / "journeys")
+        settings = simulation_settings(base, config, f"sqlite:///{tmp}/simulation.db")
         if cache is not None:
             settings.worker_max_cached_workflows = cache
         engine = make_engine(settings.database)

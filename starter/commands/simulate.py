@@ -87,8 +87,27 @@ class SimulationSystem:
     journeys: JourneyClient
 
 
+CACHED_PER_CUSTOMER = 10
+"""Workflow cache places per simulated customer: a customer has a few journeys open at once (lifecycle,
+birthday, anniversary, orders in their cooldown...). With fewer places the worker evicts journeys whose
+timers fire soon after and replays their histories: 300 customers took 924 s with the default 1,000 places,
+660 s with 5,000 (docs/benchmarks.md). A cached journey costs about 0.25 MiB."""
+
+
+def simulation_settings(base: Settings, config: SimulationConfig, database: str) -> Settings:
+    """``base`` for a simulation: its own database and task queue, a workflow cache sized to the population."""
+    cache = max(base.worker_max_cached_workflows, CACHED_PER_CUSTOMER * config.customers)
+    return base.model_copy(
+        update={
+            "database_url": database,
+            "task_queue": f"simulation-{uuid.uuid4().hex[:8]}",
+            "worker_max_cached_workflows": cache,
+        }
+    )
+
+
 async def _run(config: SimulationConfig, base: Settings, database: str, catalog: Any, out: Path) -> int:
-    settings = base.model_copy(update={"database_url": database, "task_queue": f"simulation-{uuid.uuid4().hex[:8]}"})
+    settings = simulation_settings(base, config, database)
     engine = make_engine(database)
     try:
         async with simulation_system(settings, catalog, engine) as system:
