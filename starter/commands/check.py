@@ -1,7 +1,7 @@
 """``journeys check [PATH ...]``: everything to run before a deploy, with one exit code.
 
-1. **validate**: every map (and its templates) of the paths given (maps, or folders of maps; the journeys
-   folder by default);
+1. **validate**: every map (and its templates and events) of the paths given (maps, or folders of maps: the
+   journeys folder by default), and what holds across a folder's maps, as a deployment loads them;
 2. **scenarios**: the scenarios beside them (``scenarios/``), played on the time-skipping server as
    ``journeys test`` plays them;
 3. **replay**: the recorded histories (``--histories DIR``, JSON as the Temporal UI and CLI export them; the
@@ -23,6 +23,7 @@ from typing import Any
 from journeymap import MapValidationError, load_map
 from runtime.connection import data_converter
 from runtime.settings import Settings
+from starter.catalog import load_catalog, map_files
 from starter.commands.replay import replay_files
 from starter.commands.test import plan, play, quiet_sdk_logs
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 def _validate(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """The valid maps and the invalid ones; each problem printed."""
     print("== validate")
-    files = [file for path in paths for file in (sorted(path.glob("*.yaml")) if path.is_dir() else [path])]
+    files = [file for path in paths for file in (map_files(path) if path.is_dir() else [path])]
     valid, invalid = [], []
     for file in files:
         try:
@@ -75,6 +76,14 @@ def _validate(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             continue
         valid.append(file)
         print(f"{file.name}: ok ({journey.name} v{journey.version}, {len(journey.steps)} steps)")
+    for folder in (path for path in paths if path.is_dir()):
+        if not any(file.parent == folder for file in invalid):
+            try:  # what holds only across a folder's maps: unique names, one declaration per event
+                load_catalog(folder)
+            except MapValidationError as exc:
+                invalid.append(folder)
+                for error in exc.errors:
+                    print(error)
     return valid, invalid
 
 
