@@ -34,8 +34,10 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Id = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-"""An id is stored as text, and PostgreSQL text cannot hold NUL: refused here, on every database, as a 422."""
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""Stored text: PostgreSQL text cannot hold NUL, so it is refused here, on every database, as a 422."""
+Id = Annotated[Text, Field(min_length=1, max_length=200)]
+"""An id is stored as text (see :data:`Text`)."""
 
 
 def _iso_text(value: Any) -> Any:
@@ -98,21 +100,25 @@ class _Message(BaseModel):
         return min(self.timestamp, received_at)
 
 
-def _finite(value: Any) -> Any:
-    """No NaN or Infinity anywhere in it: JSON has none (pydantic reads them), and PostgreSQL's JSON refuses them,
-    so such a message is the sender's mistake (422), not a failed insert (500)."""
+def _storable(value: Any) -> Any:
+    """Nothing in it that PostgreSQL's JSON cannot work with: no NaN or Infinity (JSON has none; pydantic reads
+    them) and no NUL character in a key or a string (PostgreSQL stores it, then fails every query that reads the
+    document). Such a message is the sender's mistake (422), not a failed insert or a broken report (500)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("numbers must be finite: JSON has no NaN or Infinity")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain a NUL character (\\u0000)")
     if isinstance(value, dict):
-        for item in value.values():
-            _finite(item)
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
     elif isinstance(value, list):
         for item in value:
-            _finite(item)
+            _storable(item)
     return value
 
 
-Data = Annotated[dict[str, Any], AfterValidator(_finite)]
+Data = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
 class TrackMessage(_Message):

@@ -28,7 +28,7 @@ from journeymap.fields import Channel
 from journeymap.preferences import PreferenceCatalog
 from runtime.settings import Settings
 from starter import privacy
-from starter.api.models import ErrorResponse
+from starter.api.models import ErrorResponse, Text, Time
 from starter.api.services import get_services
 
 
@@ -39,10 +39,10 @@ class ConsentChange(BaseModel):
     category: str = Field(default="*", pattern=r"^(\*|[a-z][a-z0-9_]{0,47})$")
     """``transactional``, ``promotional``, a topic of ``journeys/brand/preferences.yaml``, or ``*``."""
     granted: bool
-    source: str = Field(default="api", max_length=40)
+    source: Text = Field(default="api", max_length=40)
     """Where the customer said it: ``api`` unless the backend knows better (``signup_form``, ``call_centre``)."""
-    until: datetime | None = None
-    """A revocation that holds only until then (a pause)."""
+    until: Time | None = None
+    """A revocation that holds only until then (a pause): ISO 8601 text with its offset, as every time here."""
 
 
 def customers_router(settings: Settings, catalog: PreferenceCatalog) -> APIRouter:
