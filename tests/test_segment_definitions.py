@@ -178,7 +178,7 @@ def test_a_map_naming_an_unknown_segments_events_is_refused(tmp_path: Path) -> N
     )
     done = _journeys("validate", str(good), str(bad))
     assert done.returncode == 1
-    assert done.stdout == "winback.yaml: ok (winback v1, 1 steps)\n"
+    assert done.stdout == "winback.yaml: ok (winback v1, 1 steps; no events declared: the event API checks none)\n"
     assert done.stderr == (
         "typo.yaml: exit_on[0].event: unknown segment 'lapsd' in 'segment_exited.lapsd' (did you mean 'lapsed'?)\n"
         "typo.yaml: steps[0]: unknown segment 'vip' in 'segment_entered.vip'\n"

@@ -55,6 +55,7 @@ steps:
     send: {channels: [email], template: thanks, category: transactional}
 """
 TEMPLATE = "email:\n  subject: hello\n  text: hello\n"
+PROMOTIONAL = 'email:\n  subject: we miss you\n  text: "we miss you; unsubscribe: {{ unsubscribe_url }}"\n'
 SEGMENTS = {
     "buyers": "name: buyers\nwhere: {performed: order_placed}\n",
     "lapsed": (
@@ -66,7 +67,9 @@ SEGMENTS = {
 
 
 def _folder(tmp_path: Path) -> Path:
-    folder = write_journeys(tmp_path, {"winback": WINBACK, "thanks": THANKS}, {"winback": TEMPLATE, "thanks": TEMPLATE})
+    folder = write_journeys(
+        tmp_path, {"winback": WINBACK, "thanks": THANKS}, {"winback": PROMOTIONAL, "thanks": TEMPLATE}
+    )
     (folder / "segments").mkdir()
     for name, text in SEGMENTS.items():
         (folder / "segments" / f"{name}.yaml").write_text(text)
