@@ -12,6 +12,7 @@ COPY workers workers
 COPY starter starter
 COPY storage storage
 COPY runtime runtime
+COPY audiences audiences
 COPY analytics analytics
 COPY testkit testkit
 RUN pip install --no-cache-dir .

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
 
+from audiences.membership import segments_of
 from contracts.activities import LoadProfileInput, LoadProfileResult, UpdateProfileInput, UpdateProfileResult
 from storage.tables import Customer
 
@@ -22,7 +23,8 @@ class ProfileActivities:
     def load_profile(self, input: LoadProfileInput) -> LoadProfileResult:
         with Session(self._engine) as session:
             customer = session.get(Customer, input.customer_id)
-            return LoadProfileResult(profile=dict(customer.traits) if customer else {})
+            segments = [name for name, _ in segments_of(session.connection(), input.customer_id)]
+            return LoadProfileResult(profile=dict(customer.traits) if customer else {}, segments=segments)
 
     @activity.defn(name="update_profile")
     def update_profile(self, input: UpdateProfileInput) -> UpdateProfileResult:

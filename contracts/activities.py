@@ -73,6 +73,8 @@ class LoadProfileInput(BaseModel):
 class LoadProfileResult(BaseModel):
     profile: dict[str, Any] = Field(default_factory=dict)
     """Traits the journey's conditions may read (``timezone`` and ``locale`` among them)."""
+    segments: list[str] = Field(default_factory=list)
+    """The segments the customer is in now (issue 15): ``segments`` in expressions."""
 
 
 class UpdateProfileInput(BaseModel):
@@ -94,6 +96,24 @@ class CallWebhookInput(BaseModel):
 
 class CallWebhookResult(BaseModel):
     status_code: int
+
+
+class RefreshSegmentsInput(BaseModel):
+    """One page of a segment refresh: the customers after ``after`` (by id), at most ``page_size`` of them."""
+
+    segments: list[str] | None = None
+    """Names to refresh; None: the segments that change with time alone (``Audiences.scheduled``)."""
+    after: str | None = None
+    page_size: int = 2000
+    now: datetime
+    """Every page of one refresh is evaluated at the same moment (the workflow's clock at its start)."""
+
+
+class RefreshSegmentsResult(BaseModel):
+    upto: str | None
+    """The last customer id of this page; None when it was the last page."""
+    entered: int = 0
+    exited: int = 0
 
 
 # ------------------------------------------------------------------------------------------- typed stubs
@@ -124,8 +144,16 @@ async def call_webhook(input: CallWebhookInput) -> CallWebhookResult:
     raise NotImplementedError("a contract: the worker registers WebhookActivities.call_webhook")
 
 
+@activity.defn(name="refresh_segments")
+async def refresh_segments(input: RefreshSegmentsInput) -> RefreshSegmentsResult:
+    """Refresh one page of segment membership and announce the changes (``activities.segments``)."""
+    raise NotImplementedError("a contract: the worker registers SegmentActivities.refresh_segments")
+
+
 STUBS = (send_message, load_profile, update_profile, call_webhook)
 """Every activity a journey calls: a worker that serves journeys registers an implementation of each."""
+AUDIENCE_STUBS = (refresh_segments,)
+"""Every activity the segment refresh workflow calls: the same worker registers them."""
 
 SEND_GIVE_UP = timedelta(hours=24)
 """A send (or webhook call) still failing after a day of retries is recorded as failed and the journey goes on."""

@@ -27,6 +27,7 @@ CONTEXT_NAMES: dict[str, str] = {
     "vars": "this journey's variables (declared under `variables:`)",
     "journey": "facts about this run: name, customer_id, instance_key, entered_at",
     "now": "the current time (UTC), from the workflow clock",
+    "segments": "names of the segments the customer is in (`'lapsed_customers' in segments`), read with the profile",
 }
 
 

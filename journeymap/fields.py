@@ -6,10 +6,22 @@ kind's module needs nothing from the map above it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetCoreSchemaHandler,
+    PlainSerializer,
+    Tag,
+)
+from pydantic_core import CoreSchema
 
 from journeymap.durations import format_duration, parse_duration
 
@@ -73,3 +85,51 @@ class FrozenModel(BaseModel):
     """A part of a map: unknown fields are refused (a typo is an error), and nothing changes once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KindUnion:
+    """A field holding a model of any registered kind (a step, a segment condition), tagged by the kind's key.
+
+    The tagged union is built when a model's schema is, from the registry as it is then: so a kind registered
+    after the module naming the field was imported is taken too (after ``model_rebuild(force=True)`` for a model
+    already built).
+
+    Args:
+        members: the registered kinds as (key, model), in the order an error lists them.
+        error_type: pydantic's error type when no single kind fits.
+        message: that error's message, given the keys.
+    """
+
+    def __init__(
+        self,
+        members: Callable[[], list[tuple[str, type[BaseModel]]]],
+        *,
+        error_type: str,
+        message: Callable[[list[str]], str],
+    ) -> None:
+        self._members = members
+        self._error_type = error_type
+        self._message = message
+
+    def _key(self, value: Any) -> str | None:
+        """Which kind a value is: a model's own, or a mapping's one key among the kinds' (None: none, or several)."""
+        members = self._members()
+        if isinstance(value, BaseModel):
+            return next((name for name, model in members if model is type(value)), None)
+        if not isinstance(value, dict):
+            return None
+        found = [name for name, _ in members if name in value]
+        return found[0] if len(found) == 1 else None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        registered = self._members()
+        tagged = tuple(Annotated[model, Tag(name)] for name, model in registered)
+        union: Any = Annotated[
+            Union[tagged],  # noqa: UP007  (a union of a computed tuple has no `|` spelling)
+            Discriminator(
+                self._key,
+                custom_error_type=self._error_type,
+                custom_error_message=self._message([name for name, _ in registered]),
+            ),
+        ]
+        return handler.generate_schema(union)

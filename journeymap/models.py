@@ -8,22 +8,28 @@ workflow pins it at entry, so a journey edited later does not change customers a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     Discriminator,
     Field,
-    GetCoreSchemaHandler,
     Tag,
     field_validator,
 )
-from pydantic_core import CoreSchema
 
 from journeymap.events import Declarations
-from journeymap.fields import END, EventType, Expression, FrozenModel, OnError, PositiveDuration, StepId
+from journeymap.fields import (
+    END,
+    EventType,
+    Expression,
+    FrozenModel,
+    KindUnion,
+    OnError,
+    PositiveDuration,
+    StepId,
+)
 from journeymap.steps import StepModel, kind_of, kinds
 
 # ----------------------------------------------------------------------------------------------- entry
@@ -77,42 +83,19 @@ class Goal(FrozenModel):
 # ----------------------------------------------------------------------------------------------- steps
 
 
-def _step_kind(value: Any) -> str | None:
-    names = [kind.name for kind in kinds()]
-    if isinstance(value, BaseModel):
-        return next((name for name in names if name in type(value).model_fields), None)
-    if not isinstance(value, dict):
-        return None
-    found = [name for name in names if name in value]
-    return found[0] if len(found) == 1 else None
-
-
-class _AnyKind:
-    """A step of any registered kind: the tagged union is built when a model's schema is, from the registry.
-
-    So a kind registered after this module was imported (a test's throwaway kind) is taken by
-    ``JourneyMap.model_rebuild(force=True)``.
-    """
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        registered = kinds()
-        members = tuple(Annotated[kind.model, Tag(kind.name)] for kind in registered)
-        union: Any = Annotated[
-            Union[members],  # noqa: UP007  (a union of a computed tuple has no `|` spelling)
-            Discriminator(
-                _step_kind,
-                custom_error_type="step_kind",
-                custom_error_message="a step needs an `id` and exactly one of: "
-                + ", ".join(kind.name for kind in registered),
-            ),
-        ]
-        return handler.generate_schema(union)
-
-
 if TYPE_CHECKING:
     Step = StepModel
 else:
-    Step = Annotated[StepModel, _AnyKind()]
+    # Built from the registry when a model's schema is: a kind registered after this module was imported (a test's
+    # throwaway kind) is taken by ``JourneyMap.model_rebuild(force=True)``.
+    Step = Annotated[
+        StepModel,
+        KindUnion(
+            lambda: [(kind.name, kind.model) for kind in kinds()],
+            error_type="step_kind",
+            message=lambda names: "a step needs an `id` and exactly one of: " + ", ".join(names),
+        ),
+    ]
 """A step of one of the kinds in :mod:`journeymap.steps`; ``kind_of(step)`` gives its kind."""
 
 

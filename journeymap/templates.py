@@ -141,8 +141,8 @@ def check_template(
         where = ".".join(str(p) for p in first["loc"])
         return [MapError(source, path, f"template {name!r}: {file.name}: {where}: {first['msg']}")]
     errors: list[MapError] = []
-    # What a send gives its template (activities/delivery.py): the expression names but ``now``.
-    allowed = (set(CONTEXT_NAMES) - {"now"}) | set(FUNCTIONS) | LINK_NAMES
+    # What a send gives its template (activities/delivery.py): the expression names but ``now`` and ``segments``.
+    allowed = (set(CONTEXT_NAMES) - {"now", "segments"}) | set(FUNCTIONS) | LINK_NAMES
     for channel in channels:
         if not CHANNEL_PARTS[channel]:
             continue

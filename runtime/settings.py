@@ -209,6 +209,11 @@ class Settings(BaseSettings):
             rates[channel.strip()] = per_second
         return rates
 
+    segments_refresh_minutes: float = Field(default=60.0, gt=0)
+    """How often the Schedule re-evaluates the segments that change with time alone (``journeys setup``/``dev``)."""
+    segments_refresh_page_size: int = Field(default=2000, ge=1, le=100_000)
+    """Customers per page of a refresh: one activity (one database transaction) each."""
+
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     """Providers, credentials and the customer's terms (``JOURNEYS_SMTP_HOST``, ``JOURNEYS_SMS_PROVIDER``, ...)."""
 
@@ -235,6 +240,11 @@ class Settings(BaseSettings):
     @property
     def templates_dir(self) -> Path:
         return self.journeys_dir / "templates"
+
+    @property
+    def segments_dir(self) -> Path:
+        """Where the segment definitions live (issue 15)."""
+        return self.journeys_dir / "segments"
 
 
 def settings_error(exc: ValidationError) -> ConfigurationError | None:

@@ -37,6 +37,7 @@ COMMANDS = (
     "test",
     "diff",
     "check",
+    "segments",
 )
 
 

@@ -99,20 +99,18 @@ async def journey_system(
 ) -> AsyncIterator[tuple[JourneyClient, Engine]]:
     """A worker on ``settings.task_queue`` and a client routing to it, over ``settings``' database."""
     engine = make_engine(settings.database)
+    maps = catalog if catalog is not None else load_catalog(settings.journeys_dir)
+    journeys = JourneyClient(
+        client,
+        maps,
+        task_queue=settings.task_queue,
+        continue_as_new_after_events=continue_as_new_after_events,
+        delivery=delivery_routing(settings),
+        plan=load_plan(settings.journeys_dir, maps),
+    )
     try:
-        async with journey_worker(client, settings, engine):
-            maps = catalog if catalog is not None else load_catalog(settings.journeys_dir)
-            yield (
-                JourneyClient(
-                    client,
-                    maps,
-                    task_queue=settings.task_queue,
-                    continue_as_new_after_events=continue_as_new_after_events,
-                    delivery=delivery_routing(settings),
-                    plan=load_plan(settings.journeys_dir, maps),
-                ),
-                engine,
-            )
+        async with journey_worker(client, settings, engine, announce=journeys.send_event):
+            yield journeys, engine
     finally:
         engine.dispose()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 
@@ -175,3 +175,37 @@ class RefusedEventCount(SQLModel, table=True):
     last_problem: str = Field(default="", max_length=400)
     """The latest reason, without the value (``picked_up_at: required, missing``)."""
     last_at: datetime = Field(default_factory=_now)
+
+
+class SegmentMembership(SQLModel, table=True):
+    """Audiences (issue 15): one row per stay of a customer in a segment, so history is queryable.
+
+    A customer is a current member while their row's ``exited_at`` is empty; leaving closes the row, coming back
+    opens a new one. Computed by ``audiences.membership`` in set-based SQL, never by hand.
+    """
+
+    __table_args__ = (
+        # At most one open stay per customer and segment: a second refresh racing the first cannot open two.
+        Index(
+            "ix_segmentmembership_open",
+            "segment",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("exited_at IS NULL"),
+            postgresql_where=text("exited_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment: str = Field(index=True, max_length=64)
+    customer_id: str = Field(index=True, max_length=200)
+    entered_at: datetime
+    exited_at: datetime | None = None
+
+
+class SegmentListMember(SQLModel, table=True):
+    """Audiences (issue 15): a static list imported from CSV (``journeys segments import NAME FILE.csv``)."""
+
+    list: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(primary_key=True, max_length=200)
+    added_at: datetime = Field(default_factory=_now)

@@ -24,6 +24,7 @@ FLOORS: list[set[str]] = [
     {"contracts"},
     {"journeymap"},
     {"storage", "runtime"},
+    {"audiences"},
     {"workflows", "activities"},
     {"workers"},
     {"analytics"},
@@ -82,7 +83,18 @@ def test_the_walk_sees_an_import_that_runs_up(tmp_path: Path) -> None:
 
 def test_the_workflow_module_loads_no_side_effect_library() -> None:
     """Loading the interpreter, as a worker's sandbox does, brings no HTTP client, ORM or database driver."""
-    heavy = ("httpx", "sqlalchemy", "sqlmodel", "psycopg", "sqlite3", "aiosmtpd", "fastapi", "activities", "storage")
+    heavy = (
+        "httpx",
+        "sqlalchemy",
+        "sqlmodel",
+        "psycopg",
+        "sqlite3",
+        "aiosmtpd",
+        "fastapi",
+        "activities",
+        "storage",
+        "audiences",
+    )
     script = (
         "import sys, workflows.journey\n"
         f"print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})))"
@@ -91,10 +103,11 @@ def test_the_workflow_module_loads_no_side_effect_library() -> None:
     assert loaded.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("stub", contracts.STUBS, ids=lambda stub: stub.__name__)
+@pytest.mark.parametrize("stub", contracts.STUBS + contracts.AUDIENCE_STUBS, ids=lambda stub: stub.__name__)
 def test_each_stub_has_an_implementation_of_its_shape(stub: typing.Any) -> None:
     from activities.delivery import DeliveryActivities
     from activities.profiles import ProfileActivities
+    from activities.segments import SegmentActivities
     from activities.webhooks import WebhookActivities
 
     implementations = {
@@ -104,6 +117,7 @@ def test_each_stub_has_an_implementation_of_its_shape(stub: typing.Any) -> None:
             ProfileActivities.load_profile,
             ProfileActivities.update_profile,
             WebhookActivities.call_webhook,
+            SegmentActivities.refresh_segments,
         )
     }
     name = activity._Definition.must_from_callable(stub).name

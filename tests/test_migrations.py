@@ -365,5 +365,6 @@ async def test_setup_upgrades_the_database_and_says_what_it_did(
     assert capsys.readouterr().out.splitlines() == [
         f"database: at head ({head()})",
         "search attributes already registered",
+        "segment refresh: schedule journeys-segment-refresh/journeys every 1h (updated)",
     ]
     assert _rows(database_url) == before

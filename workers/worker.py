@@ -17,10 +17,14 @@ from activities.delivery import DeliveryActivities
 from activities.links import customer_links
 from activities.profiles import ProfileActivities
 from activities.rendering import TemplateRenderer
+from activities.segments import Announce, SegmentActivities
 from activities.webhooks import WebhookActivities
+from audiences.definitions import load_segments
+from audiences.membership import Audiences
 from journeymap.preferences import load_preferences
 from runtime.settings import Settings
 from workflows.journey import JourneyWorkflow
+from workflows.segments import SegmentRefreshWorkflow
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -39,14 +43,25 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 @asynccontextmanager
 async def journey_worker(
-    client: Client, settings: Settings, engine: Engine, *, task_queue: str | None = None, sandboxed: bool = True
+    client: Client,
+    settings: Settings,
+    engine: Engine,
+    *,
+    task_queue: str | None = None,
+    sandboxed: bool = True,
+    announce: Announce | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker for ``task_queue`` (the configured one by default), running until the context exits.
 
     ``sandboxed=False`` runs the workflows without the sandbox, for ``journeys simulate`` only: the sandbox
     guards against non-deterministic code, which the tests and replays (sandboxed) catch, and costs the
     simulation about a fifth of its time (docs/benchmarks.md). Workers and tests keep it.
+
+    ``announce`` routes the segment changes a refresh finds to journeys (the starter's
+    ``JourneyClient.send_event``: routing lives above this floor); without it they are recorded, not routed.
+    Raises ``MapValidationError`` when a segment definition is not valid.
     """
+    segments = SegmentActivities(engine, Audiences(load_segments(settings.segments_dir)), announce)
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
         delivery = DeliveryActivities(
             engine,
@@ -62,12 +77,13 @@ async def journey_worker(
             worker = Worker(
                 client,
                 task_queue=task_queue or settings.task_queue,
-                workflows=[JourneyWorkflow],
+                workflows=[JourneyWorkflow, SegmentRefreshWorkflow],
                 activities=[
                     delivery.send_message,
                     profiles.load_profile,
                     profiles.update_profile,
                     webhooks.call_webhook,
+                    segments.refresh_segments,
                 ],
                 activity_executor=executor,
                 workflow_runner=workflow_runner() if sandboxed else UnsandboxedWorkflowRunner(),

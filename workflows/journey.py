@@ -137,6 +137,7 @@ class JourneyWorkflow:
             summary="load profile",
         )
         self._state.profile = loaded.profile
+        self._state.segments = loaded.segments
         self._state.profile_stale = False
 
     async def _run_steps(self) -> None:
@@ -563,6 +564,7 @@ class JourneyWorkflow:
             "vars": state.vars,
             "journey": self.journey_facts(),
             "now": workflow.now(),
+            "segments": state.segments,
         }
 
     def journey_facts(self) -> dict[str, Any]:

@@ -32,6 +32,8 @@ class JourneyState(BaseModel):
     event: dict[str, Any] = Field(default_factory=dict)
     last_event_type: str | None = None
     profile: dict[str, Any] = Field(default_factory=dict)
+    segments: list[str] = Field(default_factory=list)
+    """The segments the customer was in when the profile was last read (``segments`` in expressions)."""
     profile_stale: bool = False
     """Set when time has passed since the profile was read: a step that reads it reloads it first."""
     wait_until: datetime | None = None

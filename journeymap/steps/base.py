@@ -204,8 +204,11 @@ class StepKind(Generic[S]):
         return None
 
     def reads_profile(self, step: S) -> bool:
-        """Whether the step reads the profile: after time has passed the interpreter reloads it first."""
-        return any("profile" in referenced_names(expression)[0] for _, expression in self.expressions(step))
+        """Whether the step reads the profile (or the segments, loaded with it): after time has passed the
+        interpreter reloads it first."""
+        return any(
+            {"profile", "segments"} & referenced_names(expression)[0] for _, expression in self.expressions(step)
+        )
 
     def check(
         self, step: S, *, journey: JourneyMap, source: str, path: str, templates_dir: Path | None

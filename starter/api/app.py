@@ -54,6 +54,7 @@ from starter.api.models import (
 )
 from starter.api.preferences import PreferencePages, preferences_router
 from starter.api.privacy import customers_router
+from starter.api.segments import segments_router
 from starter.api.services import ApiServices, app_services, get_services, open_services
 from starter.api.webhooks import webhook_router
 
@@ -153,6 +154,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
         )
 
     app.include_router(report_router(_report_context))
+    app.include_router(segments_router(services_of))
 
     async def _codec(request: Request, services: ApiServices, encode: bool) -> Response:
         if services.codec is None:

@@ -11,6 +11,12 @@ One batcher, not one per kind: two threads running SQLAlchemy at once beside the
 measured, look-ups and records run that way cost more than twice the sum of each alone (docs/benchmarks.md).
 In one call the records go first, so a copy of a message whose first copy is being recorded is answered as
 the duplicate it is.
+
+Segments (issue 15) stay current on this path at little cost: in the records' transaction, only the segments
+that count one of the batch's event types (or read one of an identify's traits) are re-checked, and only for the
+customers those messages are about (``audiences.membership``: two set-based statements per segment). A batch of
+event types no segment counts pays a dictionary look-up per message. The changes found go back to the caller,
+which routes them to journeys as ``segment_entered.<segment>``/``segment_exited.<segment>`` events.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from analytics.events import event_values, record_event
+from audiences.membership import Audiences, Change, Customers
 from contracts.events import JourneyEvent
 from starter.api.batching import Batcher
 from starter.api.identities import ABSORBED, absorbed_ids, resolve_customer
@@ -58,6 +65,8 @@ class Handled:
     quarantine: list[str] | None = None
     """Set for an event that broke its declaration under ``on_invalid: quarantine``: why. It is stored in
     ``quarantinedevent`` instead of ``event``."""
+    traits: frozenset[str] = frozenset()
+    """The traits an identify set: segments reading them are re-checked."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +77,15 @@ class Refused:
     problems: list[str]
 
 
+Result = Lookup | Exception | list[Change] | None
+
+
 class Bookkeeping:
     """The API's database work, one instance per app (it holds the batchers and the engine)."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 500, audiences: Audiences | None = None) -> None:
         self.engine = engine
+        self._audiences = audiences or Audiences({})
         # Built once: building a statement cost more CPU than running it, at a few messages a call. The hot ones
         # (every message's look-up and record) run on the driver's cursor (storage.driver).
         ignoring = _insert_ignoring_duplicates(engine)
@@ -89,23 +102,22 @@ class Bookkeeping:
         self._new_users = None if ignoring is None else (ignoring(_table(Customer)), ignoring(_table(CustomerIdentity)))
         self._quarantine = None if ignoring is None else ignoring(_table(QuarantinedEvent))
         self._count_refused = _count_refused(engine)
-        self._work: Batcher[Message | Handled | Refused, Lookup | Exception | None] = Batcher(
-            self._run, max_batch=max_batch
-        )
+        self._work: Batcher[Message | Handled | Refused, Result] = Batcher(self._run, max_batch=max_batch)
 
     async def before_routing(self, message: Message) -> Lookup:
         found = await self._work.submit(message)
         if isinstance(found, Exception):
             raise found
-        assert found is not None
+        assert isinstance(found, Lookup)
         return found
 
-    async def after_routing(self, handled: Handled) -> None:
+    async def after_routing(self, handled: Handled) -> list[Change]:
         """Recorded only after the journeys took the event: if Temporal was unreachable, the backend's retry is
-        not mistaken for a duplicate."""
-        failed = await self._work.submit(handled)
-        if isinstance(failed, Exception):
-            raise failed
+        not mistaken for a duplicate. Returns the segment changes of this message's customer found meanwhile."""
+        done = await self._work.submit(handled)
+        if isinstance(done, Exception):
+            raise done
+        return done if isinstance(done, list) else []
 
     async def refused(self, refused: Refused) -> None:
         """Count a refused event; answered once the count is committed, like every other record."""
@@ -113,16 +125,18 @@ class Bookkeeping:
         if isinstance(failed, Exception):
             raise failed
 
-    def _run(self, work: list[Message | Handled | Refused]) -> list[Lookup | Exception | None]:
+    def _run(self, work: list[Message | Handled | Refused]) -> list[Result]:
         """Blocking. The records, then the look-ups; a failure of one kind fails only its own submitters."""
         handled = [item for item in work if isinstance(item, Handled | Refused)]
         messages = [item for item in work if not isinstance(item, Handled | Refused)]
         recorded: Exception | None = None
+        changes: dict[str, list[Change]] = {}
         found: list[Lookup | Exception] = []
         with self.engine.connect() as connection:
             if handled:
                 try:
-                    self._record(connection, handled)
+                    for change in self._record(connection, handled):
+                        changes.setdefault(change.customer_id, []).append(change)
                 except Exception as error:
                     recorded = error
             if messages:
@@ -131,7 +145,15 @@ class Bookkeeping:
                 except Exception as error:
                     found = [error] * len(messages)
         lookups = iter(found)
-        return [recorded if isinstance(item, Handled | Refused) else next(lookups) for item in work]
+        results: list[Result] = []
+        for item in work:
+            if not isinstance(item, Handled | Refused):
+                results.append(next(lookups))
+            elif recorded is not None or isinstance(item, Refused):
+                results.append(recorded)
+            else:  # a customer's changes go back to the first of their messages, to be routed once
+                results.append(changes.pop(item.customer_id, None))
+        return results
 
     def _look_up(self, connection: Connection, messages: list[Message]) -> list[Lookup | Exception]:
         """Blocking. The commonest message, a track by a known user id, costs its share of two reads by primary
@@ -210,11 +232,12 @@ class Bookkeeping:
                 merged.setdefault(str(value), []).append(str(absorbed))
         return {value: (customer, tuple(sorted(merged.get(value, ())))) for value, customer in customers.items()}
 
-    def _record(self, connection: Connection, work: list[Handled | Refused]) -> None:
+    def _record(self, connection: Connection, work: list[Handled | Refused]) -> list[Change]:
         """Blocking. One transaction for the batch; a row that is there already (the same event recorded before,
         the same message handled at this very moment) is skipped, and its first version stands. The batcher runs
         one call at a time, so this process has one writer: on SQLite its threads never wait on each other.
-        Refused events add to their type's count, one statement per batch."""
+        Refused events add to their type's count, one statement per batch. Returns the segment changes the batch
+        made (:meth:`_recheck`, in the same transaction)."""
         now = datetime.now(UTC)
         handled = [h for h in work if isinstance(h, Handled)]
         refusals = _refusals([r for r in work if isinstance(r, Refused)], now)
@@ -244,7 +267,7 @@ class Bookkeeping:
         ]
         if self._inserts is None or self._quarantine is None or self._count_refused is None:
             self._record_one_by_one(handled, refusals)
-            return
+            return []
         insert_events, insert_answers = self._inserts
         with connection.begin():
             insert_events.execute_many(connection, events)
@@ -253,6 +276,21 @@ class Bookkeeping:
                 connection.execute(self._quarantine, quarantined)
             if refusals:
                 connection.execute(self._count_refused, refusals)
+            return self._recheck(connection, [h for h in handled if h.quarantine is None], now)
+
+    def _recheck(self, connection: Connection, handled: list[Handled], now: datetime) -> list[Change]:
+        """Each segment the batch's events or traits may change, for the customers they are about."""
+        who: dict[str, set[str]] = {}
+        for h in handled:
+            names = self._audiences.for_event(h.event.type) if h.event is not None else []
+            names += self._audiences.for_traits(h.traits) if h.traits else []
+            for name in names:
+                who.setdefault(name, set()).add(h.customer_id)
+        changes: list[Change] = []
+        for name in (n for n in self._audiences.order if n in who):
+            customers = Customers(only=tuple(sorted(who[name])))
+            changes += self._audiences.refresh(connection, [name], now=now, customers=customers)
+        return changes
 
     def _record_one_by_one(self, handled: list[Handled], refusals: list[dict[str, Any]]) -> None:
         """For a database without ``ON CONFLICT DO NOTHING``: each row keeps its first-wins rule alone."""

@@ -99,7 +99,13 @@ class Ingestion:
             quarantined=verdict is not None,
             problems=problems,
         )
-        await services.bookkeeping.after_routing(Handled(customer_id, event, result, quarantine=problems or None))
+        traits = frozenset(message.traits) if isinstance(message, IdentifyMessage) else frozenset()
+        changes = await services.bookkeeping.after_routing(
+            Handled(customer_id, event, result, quarantine=problems or None, traits=traits)
+        )
+        # Entering or leaving a segment is an event like any other: journeys may enter, wait or exit on it.
+        for change in changes:
+            await services.journeys.send_event(change.customer_id, change.event(), absorbed=known.absorbed)
         log.debug("%s %s for customer %s reached %d journeys", message.type, message_id, customer_id, len(reached))
         return result
 

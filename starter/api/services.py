@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from temporalio.converter import PayloadCodec
 
+from audiences.definitions import load_segments
+from audiences.membership import Audiences
 from runtime.connection import connect
 from runtime.settings import Settings
 from starter.api.bookkeeping import Bookkeeping
@@ -26,26 +28,30 @@ class ApiServices:
     engine: Engine
     codec: PayloadCodec | None = None
     """The payload codec the codec server applies; None when no key is configured."""
+    audiences: Audiences = field(default_factory=lambda: Audiences({}))
+    """The deployment's segments: the events and identifies that may change them re-check them."""
     bookkeeping: Bookkeeping = field(init=False)
     """The per-message database work, batched across requests: built from ``engine``."""
     contract: EventContract = field(init=False)
     """The tracking plan's validators, built once from the journeys' plan."""
 
     def __post_init__(self) -> None:
-        self.bookkeeping = Bookkeeping(self.engine)
+        self.bookkeeping = Bookkeeping(self.engine, audiences=self.audiences)
         self.contract = EventContract(self.journeys.plan)
 
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[ApiServices]:
-    """The services of a deployed API, from ``JOURNEYS_*``: the catalog (raises ``MapValidationError`` naming
-    every broken map), the Temporal client (raises ``TemporalUnreachable``) and the database engine (raises
-    ``SchemaBehind`` when the database needs ``journeys setup``)."""
+    """The services of a deployed API, from ``JOURNEYS_*``: the catalog and the segments (raises
+    ``MapValidationError`` naming every broken map or segment), the Temporal client (raises
+    ``TemporalUnreachable``) and the database engine (raises ``SchemaBehind`` when the database needs
+    ``journeys setup``)."""
     journeys = JourneyClient.from_settings(await connect(settings), settings)
+    audiences = Audiences(load_segments(settings.segments_dir))
     engine = make_engine(settings.database, create=False)
     try:
         check(engine)
-        yield ApiServices(journeys, engine, journeys.temporal.data_converter.payload_codec)
+        yield ApiServices(journeys, engine, journeys.temporal.data_converter.payload_codec, audiences)
     finally:
         engine.dispose()
 

@@ -40,6 +40,7 @@ from starter.api.server import ApiBindError, serving
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from starter.commands.stopping import stop_on_signals
+from starter.schedules import ensure_refresh_schedule
 from storage import make_engine
 from workers.worker import journey_worker
 
@@ -230,11 +231,12 @@ async def _run_dev(
         process = await stack.enter_async_context(_temporal_server(options, settings))
         client = await _wait_for_server(settings, process, stop)
         await register_search_attributes(client)
+        await ensure_refresh_schedule(client, settings)
         engine = make_engine(settings.database)
         stack.callback(engine.dispose)
-        if options.worker:
-            await stack.enter_async_context(journey_worker(client, settings, engine))
         journeys = JourneyClient.from_settings(client, settings, catalog)
+        if options.worker:
+            await stack.enter_async_context(journey_worker(client, settings, engine, announce=journeys.send_event))
         codec = client.data_converter.payload_codec
         services = ApiServices(journeys, engine, codec)
         try:

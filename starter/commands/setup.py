@@ -1,4 +1,5 @@
-"""``journeys setup``: upgrade the database schema, and register the search attributes on the namespace.
+"""``journeys setup``: upgrade the database schema, register the search attributes on the namespace, and create
+(or update) the Schedule that refreshes the segments that change with time (``starter.schedules``).
 
 Run it before starting workers and API processes of a new version: they refuse a database at an older schema
 revision (:func:`storage.schema.check`). docker-compose runs it as a one-shot job they wait for.
@@ -13,6 +14,7 @@ from typing import Any
 from runtime.connection import connect
 from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
+from starter.schedules import ensure_refresh_schedule
 from storage import make_engine
 from storage.schema import upgrade
 
@@ -31,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
         print(upgrade(engine), flush=True)
     finally:
         engine.dispose()
-    added = asyncio.run(_setup(settings))
+    added, schedule = asyncio.run(_setup(settings))
     print("added: " + ", ".join(added) if added else "search attributes already registered")
+    print(schedule)
     return 0
 
 
-async def _setup(settings: Settings) -> list[str]:
-    return await register_search_attributes(await connect(settings))
+async def _setup(settings: Settings) -> tuple[list[str], str]:
+    client = await connect(settings)
+    added = await register_search_attributes(client)
+    return added, await ensure_refresh_schedule(client, settings)

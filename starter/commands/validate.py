@@ -1,7 +1,10 @@
-"""``journeys validate FILE...``: exit 0 when every map is valid, else one line per problem.
+"""``journeys validate FILE...``: exit 0 when every map and segment is valid, else one line per problem.
 
 A file named ``events.yaml`` is the tracking plan (docs/events.md), checked as such; each map is checked against
-the ``events.yaml`` beside it and its own ``events:`` section.
+the ``events.yaml`` beside it and its own ``events:`` section. A file in a folder named ``segments`` is a segment
+definition (``audiences.definitions``); it is checked with the other segments of its folder, since a segment may
+read another (``in_segment``). A map that names a segment's events (``segment_entered.<segment>``) is checked
+against the segments in ``segments/`` beside it.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from journeymap import MapValidationError, load_map
+from audiences.definitions import check_map_segments, load_segment, load_segment_files
+from journeymap import MapError, MapValidationError, load_map
 from journeymap.events import EVENTS_FILE
 from journeymap.loader import events_file_beside, load_events_file
 from journeymap.preferences import check_preferences
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("validate", help="check journey maps (their templates and events) and events.yaml")
+    parser = subparsers.add_parser(
+        "validate", help="check journey maps (their templates and events), events.yaml and segments"
+    )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument(
         "--templates", type=Path, default=None, help="templates folder (default: templates/ beside each map)"
@@ -28,7 +34,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     failed = False
+    segments = [path for path in args.files if path.parent.name == "segments"]
     for path in args.files:
+        if path in segments:
+            continue
         try:
             if path.name == EVENTS_FILE:
                 plan = load_events_file(path)
@@ -38,15 +47,54 @@ def run(args: argparse.Namespace) -> int:
             declared = journey.events or events_file_beside(path.parent) is not None
         except MapValidationError as exc:
             failed = True
-            for error in exc.errors:
-                print(error, file=sys.stderr)
+            _report(exc.errors)
+            continue
+        unknown = check_map_segments(journey, _segment_names(path.parent / "segments"), source=path.name)
+        if unknown:
+            failed = True
+            _report(unknown)
             continue
         note = "" if declared else "; no events declared: the event API checks none"
         print(f"{path.name}: ok ({journey.name} v{journey.version}, {len(journey.steps)} steps{note})")
     # The brand's preference catalog beside the maps (``brand/preferences.yaml``), once per folder.
-    for folder in sorted({path.resolve().parent for path in args.files}):
+    for folder in sorted({path.resolve().parent for path in args.files if path not in segments}):
         problems = check_preferences(folder / "brand" / "preferences.yaml", args.templates or folder / "templates")
         for problem in problems:
             print(problem, file=sys.stderr)
         failed |= bool(problems)
+    for folder in sorted({path.parent for path in segments}):
+        failed |= _validate_segments(folder, [path for path in segments if path.parent == folder])
     return 1 if failed else 0
+
+
+def _validate_segments(folder: Path, paths: list[Path]) -> bool:
+    """Check ``paths`` among every segment of ``folder``; True when one of them has a problem."""
+    names = {path.name for path in paths}
+    try:
+        load_segment_files(sorted(set(folder.glob("*.yaml")) | set(paths)))
+        problems: list[MapError] = []
+    except MapValidationError as exc:
+        problems = [error for error in exc.errors if error.source in names]
+    _report(problems)
+    bad = {error.source for error in problems}
+    for path in paths:
+        if path.name not in bad:
+            segment = load_segment(path)
+            print(f"{path.name}: ok (segment {segment.name})")
+    return bool(problems)
+
+
+def _segment_names(folder: Path) -> set[str]:
+    """The names of the segments in ``folder`` (those of its files that read as segments; none when no folder)."""
+    names: set[str] = set()
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            names.add(load_segment(path).name)
+        except MapValidationError:
+            continue  # reported when the segments themselves are validated
+    return names
+
+
+def _report(errors: list[MapError]) -> None:
+    for error in errors:
+        print(error, file=sys.stderr)

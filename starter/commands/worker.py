@@ -15,6 +15,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from runtime.connection import connect
 from runtime.settings import Settings
+from starter.client import JourneyClient
 from starter.commands.stopping import stop_on_signals
 from storage import make_engine
 from storage.schema import check
@@ -50,7 +51,8 @@ async def serve(settings: Settings) -> None:
     try:
         check(engine)
         with stop_on_signals() as stop:
-            async with journey_worker(client, settings, engine):
+            journeys = JourneyClient.from_settings(client, settings)  # routes the segment changes a refresh finds
+            async with journey_worker(client, settings, engine, announce=journeys.send_event):
                 extra = sorted(delivery_queues(settings))
                 log.info(
                     "worker running on task queue %s%s%s",

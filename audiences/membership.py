@@ -1,0 +1,273 @@
+"""Who is in which segment: computed by the database in a few set-based statements, never customer by customer.
+
+For one segment and a set of customers (all of them, a page of them by key, or the few an event is about),
+a refresh is two statements, whatever the number of customers::
+
+    INSERT INTO segmentmembership (segment, customer_id, entered_at)
+        SELECT :segment, customer.id, :now FROM customer
+        WHERE <in the set> AND <the segment's condition> AND NOT <an open stay exists>      RETURNING customer_id
+    UPDATE segmentmembership SET exited_at = :now
+        WHERE segment = :segment AND exited_at IS NULL AND <in the set>
+          AND NOT EXISTS (SELECT 1 FROM customer WHERE id = customer_id AND <the condition>)  RETURNING customer_id
+
+The condition is each kind's SQL (:mod:`audiences.conditions`), compiled by SQLAlchemy for SQLite and
+PostgreSQL alike. What ``RETURNING`` gives back are the customers who entered and left: each becomes a
+``segment_entered.<segment>`` or ``segment_exited.<segment>`` event (property ``segment``), recorded in the
+``event`` table by one more ``INSERT ... SELECT`` in the same transaction (so the report and other segments see
+it) and returned for the caller to route to journeys. Its id names the stay
+(``segment_entered.<segment>/<stay id>``): the same change announced twice has effect once. A unique index allows
+one open stay per customer and segment, so two refreshes racing cannot open two.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Connection, String, and_, cast, exists, func, insert, literal, select, true, update
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from audiences.conditions import Query
+from audiences.definitions import Segment, dependencies, event_type, refresh_order
+from contracts.events import JourneyEvent
+from storage.tables import Customer, Event, SegmentMembership
+
+CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
+EVENT = Event.__table__  # type: ignore[attr-defined]
+MEMBERSHIP = SegmentMembership.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Customers:
+    """Which customers a refresh looks at: everyone, those with ids in ``(after, upto]`` (a page), or ``only``."""
+
+    after: str | None = None
+    upto: str | None = None
+    only: tuple[str, ...] | None = None
+
+    def holds(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        parts: list[ColumnElement[bool]] = []
+        if self.only is not None:
+            parts.append(column.in_(self.only))
+        if self.after is not None:
+            parts.append(column > self.after)
+        if self.upto is not None:
+            parts.append(column <= self.upto)
+        return and_(true(), *parts)
+
+
+EVERYONE = Customers()
+
+
+@dataclass(frozen=True)
+class Change:
+    """A customer entered or left a segment."""
+
+    segment: str
+    customer_id: str
+    entered: bool
+    at: datetime
+    stay: int
+    """The membership row: entering opened it, leaving closed it."""
+
+    @property
+    def event_type(self) -> str:
+        return event_type(self.entered, self.segment)
+
+    def event(self) -> JourneyEvent:
+        """The change as the event journeys receive (and the ``event`` table holds)."""
+        return JourneyEvent(
+            id=f"{self.event_type}/{self.stay}",
+            type=self.event_type,
+            properties={"segment": self.segment},
+            timestamp=self.at,
+        )
+
+
+def condition_sql(segment: Segment, now: datetime) -> ColumnElement[bool]:
+    """The segment's condition on a ``customer`` row, as SQL."""
+    return Query(CUSTOMER, now).where(segment.where)
+
+
+def refresh(
+    connection: Connection, segment: Segment, *, now: datetime, customers: Customers = EVERYONE
+) -> list[Change]:
+    """Bring ``segment``'s membership up to date for ``customers`` (in the caller's transaction)."""
+    condition = condition_sql(segment, now)
+    stay = MEMBERSHIP.alias("stay")
+    open_stay = exists(
+        select(1)
+        .select_from(stay)
+        .where(stay.c.segment == segment.name, stay.c.customer_id == CUSTOMER.c.id, stay.c.exited_at.is_(None))
+    )
+    entering = select(literal(segment.name), CUSTOMER.c.id, literal(now, UTCDateTime())).where(
+        customers.holds(CUSTOMER.c.id), condition, ~open_stay
+    )
+    entered = connection.execute(
+        insert(MEMBERSHIP)
+        .from_select(["segment", "customer_id", "entered_at"], entering)
+        .returning(MEMBERSHIP.c.id, MEMBERSHIP.c.customer_id)
+    ).all()
+    still = exists(select(1).select_from(CUSTOMER).where(CUSTOMER.c.id == MEMBERSHIP.c.customer_id, condition))
+    exited = connection.execute(
+        update(MEMBERSHIP)
+        .where(
+            MEMBERSHIP.c.segment == segment.name,
+            MEMBERSHIP.c.exited_at.is_(None),
+            customers.holds(MEMBERSHIP.c.customer_id),
+            ~still,
+        )
+        .values(exited_at=now)
+        .returning(MEMBERSHIP.c.id, MEMBERSHIP.c.customer_id)
+    ).all()
+    if entered:
+        _record(connection, segment.name, True, MEMBERSHIP.c.entered_at, now, customers)
+    if exited:
+        _record(connection, segment.name, False, MEMBERSHIP.c.exited_at, now, customers)
+    return [Change(segment.name, str(c), True, now, int(i)) for i, c in entered] + [
+        Change(segment.name, str(c), False, now, int(i)) for i, c in exited
+    ]
+
+
+def _record(
+    connection: Connection, segment: str, entered: bool, when: Any, now: datetime, customers: Customers
+) -> None:
+    """The changes this refresh made as rows of the ``event`` table: the stays of ``customers`` it opened or closed
+    at ``now`` (the pages of one scheduled refresh share their ``now``, never their customers)."""
+    moment = literal(now, UTCDateTime())
+    kind = event_type(entered, segment)
+    changed = select(
+        literal(f"{kind}/") + cast(MEMBERSHIP.c.id, String),
+        MEMBERSHIP.c.customer_id,
+        literal(kind),
+        literal({"segment": segment}, JSON()),
+        moment,
+        moment,
+    ).where(MEMBERSHIP.c.segment == segment, when == now, customers.holds(MEMBERSHIP.c.customer_id))
+    columns = ["event_id", "customer_id", "type", "properties", "occurred_at", "recorded_at"]
+    connection.execute(insert(EVENT).from_select(columns, changed))
+
+
+class Audiences:
+    """A deployment's segments, indexed by what each depends on, so an event re-checks only what it can change."""
+
+    def __init__(self, segments: dict[str, Segment]) -> None:
+        self.segments = segments
+        self.order = refresh_order(segments)
+        self._dependencies = {name: dependencies(segment) for name, segment in segments.items()}
+        self._readers: dict[str, set[str]] = {}
+        for name, found in self._dependencies.items():
+            for other in found.segments:
+                self._readers.setdefault(other, set()).add(name)
+        self.event_types = frozenset(e for found in self._dependencies.values() for e in found.events)
+        """Every event type some segment counts: an event of another type re-checks nothing."""
+
+    def _with_readers(self, names: Iterable[str]) -> list[str]:
+        """``names`` and every segment reading them (through ``in_segment``), in refresh order."""
+        wanted: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name not in wanted:
+                wanted.add(name)
+                todo += self._readers.get(name, ())
+        return [name for name in self.order if name in wanted]
+
+    def for_event(self, event_type: str) -> list[str]:
+        """The segments an event of this type may change, in refresh order."""
+        if event_type not in self.event_types:
+            return []
+        return self._with_readers(name for name, found in self._dependencies.items() if event_type in found.events)
+
+    def for_traits(self, traits: Iterable[str]) -> list[str]:
+        """The segments a change of these traits may change, in refresh order."""
+        changed = set(traits)
+        return self._with_readers(name for name, found in self._dependencies.items() if found.traits & changed)
+
+    def for_lists(self, lists: Iterable[str]) -> list[str]:
+        names = set(lists)
+        return self._with_readers(name for name, found in self._dependencies.items() if found.lists & names)
+
+    def scheduled(self) -> list[str]:
+        """The segments that can change with no event or identify to re-check them: time windows and relative
+        dates; consent (an unsubscribe link or an SMS STOP does not pass through the event path); static lists (an
+        import); and traits, which a journey's ``update_profile`` step also writes."""
+        return self._with_readers(
+            name
+            for name, found in self._dependencies.items()
+            if found.changes_with_time or found.consent or found.lists or found.traits
+        )
+
+    def refresh(
+        self, connection: Connection, names: Sequence[str], *, now: datetime, customers: Customers = EVERYONE
+    ) -> list[Change]:
+        """Refresh ``names`` (in refresh order) for ``customers``, in one transaction of the caller's."""
+        changes: list[Change] = []
+        for name in [n for n in self.order if n in set(names)]:
+            changes += refresh(connection, self.segments[name], now=now, customers=customers)
+        return changes
+
+
+def page_end(connection: Connection, *, after: str | None, size: int) -> str | None:
+    """The id of the last customer of the page of ``size`` after ``after`` (keyset); None: the rest is one page."""
+    query = select(CUSTOMER.c.id).order_by(CUSTOMER.c.id).offset(size - 1).limit(1)
+    if after is not None:
+        query = query.where(CUSTOMER.c.id > after)
+    found = connection.execute(query).scalar()
+    return None if found is None else str(found)
+
+
+def sizes(connection: Connection) -> dict[str, int]:
+    """Current members per segment (segments nobody is in are absent)."""
+    rows = connection.execute(
+        select(MEMBERSHIP.c.segment, func.count())
+        .where(MEMBERSHIP.c.exited_at.is_(None))
+        .group_by(MEMBERSHIP.c.segment)
+    )
+    return {str(segment): int(count) for segment, count in rows}
+
+
+def members(
+    connection: Connection, segment: str, *, limit: int, after: str | None = None
+) -> list[tuple[str, datetime]]:
+    """Current members of ``segment`` by customer id (keyset pages), with when each entered."""
+    query = (
+        select(MEMBERSHIP.c.customer_id, MEMBERSHIP.c.entered_at)
+        .where(MEMBERSHIP.c.segment == segment, MEMBERSHIP.c.exited_at.is_(None))
+        .order_by(MEMBERSHIP.c.customer_id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(MEMBERSHIP.c.customer_id > after)
+    return [(str(customer), entered) for customer, entered in connection.execute(query)]
+
+
+def segments_of(connection: Connection, customer_id: str) -> list[tuple[str, datetime]]:
+    """The segments ``customer_id`` is in now, with when they entered each."""
+    rows = connection.execute(
+        select(MEMBERSHIP.c.segment, MEMBERSHIP.c.entered_at)
+        .where(MEMBERSHIP.c.customer_id == customer_id, MEMBERSHIP.c.exited_at.is_(None))
+        .order_by(MEMBERSHIP.c.segment)
+    )
+    return [(str(segment), entered) for segment, entered in rows]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Who a segment would hold now, computed without writing: for ``journeys segments preview``."""
+
+    count: int
+    sample: list[str]
+    seconds: float
+
+
+def preview(connection: Connection, segment: Segment, *, now: datetime, sample: int = 10) -> Preview:
+    started = time.perf_counter()
+    condition = condition_sql(segment, now)
+    count = connection.execute(select(func.count()).select_from(CUSTOMER).where(condition)).scalar_one()
+    ids = connection.execute(select(CUSTOMER.c.id).where(condition).order_by(CUSTOMER.c.id).limit(sample)).scalars()
+    return Preview(int(count), [str(i) for i in ids], time.perf_counter() - started)
