@@ -6,7 +6,9 @@ kind's module needs nothing from the map above it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal, Union
 
@@ -85,6 +87,15 @@ class FrozenModel(BaseModel):
     """A part of a map: unknown fields are refused (a typo is an error), and nothing changes once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def import_kinds(package: str, path: Iterable[str], documented: tuple[str, ...]) -> None:
+    """Import a registry package's kind modules, which register themselves: the documented ones first, in the
+    order the docs and error messages list them, then any other module found in the folder, by name (so a new
+    kind is a new module and nothing else). ``base`` holds the registry, not a kind."""
+    found = sorted(module.name for module in pkgutil.iter_modules(path) if module.name not in {"base", *documented})
+    for module in (*documented, *found):
+        importlib.import_module(f"{package}.{module}")
 
 
 class KindUnion:

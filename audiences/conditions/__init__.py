@@ -4,9 +4,6 @@ Importing the package registers every kind: the documented ones first, in the or
 them, then any other module found here, by name. So a new kind is a new module in this folder and nothing else.
 """
 
-import importlib
-import pkgutil
-
 from audiences.conditions.base import (
     Condition,
     ConditionKind,
@@ -19,11 +16,10 @@ from audiences.conditions.base import (
     register,
     walk,
 )
+from journeymap.fields import import_kinds
 
 _DOCUMENTED = ("trait", "performed", "consent", "in_segment", "in_list", "all_of", "any_of", "negation")
-_FOUND = sorted(module.name for module in pkgutil.iter_modules(__path__) if module.name not in {"base", *_DOCUMENTED})
-for _module in (*_DOCUMENTED, *_FOUND):
-    importlib.import_module(f"{__name__}.{_module}")
+import_kinds(__name__, __path__, _DOCUMENTED)
 
 __all__ = [
     "Condition",

@@ -5,9 +5,7 @@ Importing the package registers every kind: the documented ones first, in the or
 new module in this folder and nothing else.
 """
 
-import importlib
-import pkgutil
-
+from journeymap.fields import import_kinds
 from journeymap.steps.base import (
     StepContext,
     StepFault,
@@ -21,9 +19,7 @@ from journeymap.steps.base import (
 )
 
 _DOCUMENTED = ("send", "wait", "wait_for", "branch", "split", "set", "update_profile", "webhook", "goto", "end")
-_FOUND = sorted(module.name for module in pkgutil.iter_modules(__path__) if module.name not in {"base", *_DOCUMENTED})
-for _module in (*_DOCUMENTED, *_FOUND):
-    importlib.import_module(f"{__name__}.{_module}")
+import_kinds(__name__, __path__, _DOCUMENTED)
 
 __all__ = [
     "StepContext",
