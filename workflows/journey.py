@@ -75,6 +75,10 @@ class JourneyWorkflow:
         self._input = input
         self._state: JourneyState = input.state or JourneyState()
         self._seen: set[str] = set(self._state.seen_event_ids)
+        self._sleeping = False
+        """In a quiet-hours wait or a re-entry cooldown (:meth:`sleep_until`)."""
+        self._leaving_sleep = False
+        """That sleep is to continue-as-new: Temporal suggested it, and this run's code may (the patch)."""
         self._index_of = {step.id: index for index, step in enumerate(self._map.steps)}
         # Steps whose expressions read the profile, or whose local time of day depends on its time zone: after
         # time has passed they reload it, so a journey years long branches on today's profile, not its entry's.
@@ -440,29 +444,43 @@ class JourneyWorkflow:
 
         Like every wait it may continue-as-new (the state keeps the deadline, so the next run sleeps the rest):
         a cooldown can last months and take many events. Runs recorded before this could do so replay as they
-        ran: the patch is asked at the sleep, and is False when replaying such a history.
+        ran: the patch is asked only once Temporal suggests a new run (:meth:`_leave_long_sleep`), and is False
+        when replaying such a history. Asking it costs a search-attribute upsert (the SDK records the patch in
+        ``TemporalChangeVersion``), so it is asked only when the run really leaves, not at every sleep.
         """
         state = self._state
-        can_leave = workflow.patched(LONG_WAITS_CONTINUE_AS_NEW)
-        while (remaining := moment - workflow.now()) > timedelta(0):
-            if state.exit_event is not None and not absorb:
-                return
-            if can_leave and self._should_continue_as_new():
-                raise _ContinueAsNew
-            try:
-                await workflow.wait_condition(
-                    lambda: (
-                        (state.exit_event is not None and not absorb)
-                        or (absorb and bool(state.inbox))
-                        or (can_leave and self._should_continue_as_new())
-                    ),
-                    timeout=remaining,
-                    timeout_summary=summary,
-                )
-            except TimeoutError:
-                return
-            if absorb:
-                state.inbox.clear()
+        self._sleeping = True
+        try:
+            self._leave_long_sleep()
+            while (remaining := moment - workflow.now()) > timedelta(0):
+                if state.exit_event is not None and not absorb:
+                    return
+                if self._leaving_sleep:
+                    raise _ContinueAsNew
+                try:
+                    await workflow.wait_condition(
+                        lambda: (
+                            (state.exit_event is not None and not absorb)
+                            or (absorb and bool(state.inbox))
+                            or self._leaving_sleep
+                        ),
+                        timeout=remaining,
+                        timeout_summary=summary,
+                    )
+                except TimeoutError:
+                    return
+                if absorb:
+                    state.inbox.clear()
+        finally:
+            self._sleeping = False
+
+    def _leave_long_sleep(self) -> None:
+        """In a long sleep, once Temporal suggests a new run: leave for it, where this code may (the patch).
+
+        Called as the sleep begins and from the event handler: an event is what grows a sleeping run's history.
+        """
+        if self._sleeping and not self._leaving_sleep and self._should_continue_as_new():
+            self._leaving_sleep = workflow.patched(LONG_WAITS_CONTINUE_AS_NEW)
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
@@ -477,6 +495,7 @@ class JourneyWorkflow:
     def on_event(self, event: JourneyEvent) -> None:
         """Receive an event. Retried deliveries (same id) are dropped here; the rest queue in the inbox."""
         state = self._state
+        self._leave_long_sleep()
         if event.id in self._seen:
             return
         self._seen.add(event.id)
