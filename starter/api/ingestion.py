@@ -66,9 +66,9 @@ class Ingestion:
         verdict = None
         if isinstance(message, TrackMessage):
             verdict = services.contract.judge(message.event, message.properties)
-        if verdict is not None and isinstance(message, TrackMessage) and not verdict.quarantine:
-            await services.bookkeeping.refused(Refused(message.event, verdict.problems()))
-            raise EventRefused(verdict.violations)
+            if verdict is not None and not verdict.quarantine:
+                await services.bookkeeping.refused(Refused(message.event, verdict.problems()))
+                raise EventRefused(verdict.violations)
         known = await services.bookkeeping.before_routing(message)
         if known.first is not None:
             return known.first.model_copy(update={"duplicate": True})
