@@ -55,6 +55,9 @@ def is_template_failure(outcome: ChannelOutcome, template: str) -> bool:
 
 class SendMessageResult(BaseModel):
     outcomes: list[ChannelOutcome]
+    timezone: str | None = None
+    """The customer's ``timezone`` trait as this send read it ("" when it has none), so a journey's next local
+    time of day needs no profile load of its own. None: not reported (activities before it did)."""
 
     @property
     def delivered(self) -> list[str]:
@@ -68,6 +71,11 @@ class SendMessageResult(BaseModel):
 
 class LoadProfileInput(BaseModel):
     customer_id: str
+    traits: list[str] | None = None
+    """Only these traits (what the map reads): the result is written to the journey's history, so it carries no
+    more of a customer's data than the journey uses. None: every trait (runs recorded before asked so)."""
+    segments: bool = True
+    """Whether to look up the customer's segments (False when the map never reads ``segments``)."""
 
 
 class LoadProfileResult(BaseModel):

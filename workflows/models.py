@@ -55,6 +55,13 @@ class JourneyState(BaseModel):
     """Runs of this entry so far (continue-as-new count + 1)."""
     fault: Fault | None = None
     """The latest fault: a step that could not evaluate an expression or a template (open while faulted)."""
+    lean: bool | None = None
+    """For a chain started before issue 18's cheaper paths: whether it takes them, once a run has asked
+    (:meth:`JourneyWorkflow.lean`); kept across continue-as-new."""
+    time_zone_read_at: datetime | None = None
+    """When the profile's time zone was last read, by a load or by a send that reported it."""
+    flagged_faulted: bool = False
+    """``JourneyStatus`` says ``faulted`` (set while faulted even when the step is not searchable)."""
 
 
 class DeliveryRouting(BaseModel):
@@ -76,6 +83,9 @@ class JourneyInput(BaseModel):
     """Set on continue-as-new."""
     delivery: DeliveryRouting | None = None
     """None: sends run on the journey's own task queue."""
+    search_by_step: bool | None = None
+    """Upsert ``JourneyStep``, ``JourneyStatus`` and ``JourneyWaitUntil`` at every rest (``JOURNEYS_SEARCH_BY_STEP``),
+    an action each; False: only ``JourneyStatus = 'faulted'`` while faulted. None: started before the setting."""
     continue_as_new_after_events: int | None = Field(default=None, ge=20)
     """History length at which to continue-as-new at the next wait (tests use a small one); Temporal's
     suggestion is always followed too."""
