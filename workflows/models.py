@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
 
 from contracts.events import JourneyEvent
 from contracts.journey import Fault, SendRecord, Status
@@ -76,7 +76,9 @@ class JourneyInput(BaseModel):
     """Start (or continue) one customer's journey. Events arrive as signals, the trigger included."""
 
     journey: JourneyMap
-    """The map, pinned at entry: later edits do not change this run."""
+    """The map, pinned at entry: later edits do not change this run. Written without its defaults and its
+    description (the start's static details carry it): it is in the history of every start and
+    continue-as-new."""
     customer_id: str = Field(min_length=1, max_length=200)
     instance_key: str | None = None
     state: JourneyState | None = None
@@ -89,3 +91,7 @@ class JourneyInput(BaseModel):
     continue_as_new_after_events: int | None = Field(default=None, ge=20)
     """History length at which to continue-as-new at the next wait (tests use a small one); Temporal's
     suggestion is always followed too."""
+
+    @field_serializer("journey")
+    def _compact_map(self, journey: JourneyMap) -> dict[str, Any]:
+        return journey.model_dump(mode="json", exclude_defaults=True, exclude={"description"})
