@@ -54,7 +54,7 @@ class JourneyClient:
         continue_as_new_after_events: int | None = None,
         delivery: DeliveryRouting | None = None,
         plan: TrackingPlan | None = None,
-        search_by_step: bool = False,
+        search_by_step: bool | None = False,
     ) -> None:
         self._client = client
         self._catalog = catalog
@@ -65,6 +65,8 @@ class JourneyClient:
         self._continue_as_new_after = continue_as_new_after_events
         self._delivery = delivery
         self._search_by_step = search_by_step
+        """``JOURNEYS_SEARCH_BY_STEP``; None starts journeys as a starter from before the setting did (its
+        journeys ask the workflow's ``lean-journeys`` patch: tests of that path)."""
 
     @classmethod
     def from_settings(
@@ -85,6 +87,10 @@ class JourneyClient:
     @property
     def catalog(self) -> dict[str, JourneyMap]:
         return self._catalog
+
+    @property
+    def task_queue(self) -> str:
+        return self._task_queue
 
     @property
     def temporal(self) -> Client:
@@ -142,7 +148,9 @@ class JourneyClient:
             start_signal="event",
             start_signal_args=[event],
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=entry_search_attributes(journey.name, customer_id, search_by_step=self._search_by_step),
+            search_attributes=entry_search_attributes(
+                journey.name, customer_id, search_by_step=self._search_by_step is not False
+            ),
             static_summary=entry_summary(journey, customer_id),
             static_details=journey.description or None,
         )
