@@ -166,12 +166,12 @@ def test_what_a_template_reads_of_each_name() -> None:
     tree = env.parse(
         "{{ vars.a }} {{ vars['b'] }} {{ event.x | default('') }}{% for k in trigger %}{{ k }}{% endfor %}"
     )
-    assert names_read(tree, "vars") == {"a", "b"}
-    assert names_read(tree, "event") == {"x"}
+    assert names_read(tree, "vars") == frozenset({"a", "b"})
+    assert names_read(tree, "event") == frozenset({"x"})
     assert names_read(tree, "trigger") is None  # iterated whole
     assert names_read(tree, "journey") == frozenset()
     reads = template_reads(["Hi {{ vars.name }}", "{{ journey.name }} {{ vars.when }}"])
-    assert reads == {"vars": {"name", "when"}, "journey": {"name"}}
+    assert reads == {"vars": frozenset({"name", "when"}), "journey": frozenset({"name"})}
     given = {"vars": {"name": "x", "when": 1, "secret": 2}, "journey": {"name": "j", "customer_id": "c"}, "event": {}}
     assert only_read(given, reads) == {"vars": {"name": "x", "when": 1}, "journey": {"name": "j"}}
     assert only_read(given, None) is given
@@ -179,7 +179,10 @@ def test_what_a_template_reads_of_each_name() -> None:
 
 def test_profile_loads_ask_only_the_traits_a_map_reads() -> None:
     assert profile_reads(load_map(ROOT / "journeys" / "pharmacy_refill.yaml")) == (frozenset(), False)
-    assert profile_reads(load_map(ROOT / "journeys" / "birthday.yaml")) == ({"birthday", "promotional_paused"}, False)
+    assert profile_reads(load_map(ROOT / "journeys" / "birthday.yaml")) == (
+        frozenset({"birthday", "promotional_paused"}),
+        False,
+    )
     journey = load_map(ROOT / "journeys" / "lifecycle.yaml")
     whole = journey.model_copy(update={"variables": {**journey.variables, "p": "profile"}})
     assert profile_reads(whole) == (None, True)  # the profile passed whole: every trait
