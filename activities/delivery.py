@@ -148,7 +148,8 @@ class DeliveryActivities:
         if retry is not None:
             # Every other channel went (or was settled) first; the retried attempt skips them via the ledger.
             raise _retryable(retry) from retry
-        return SendMessageResult(outcomes=outcomes)
+        zone = profile.traits.get("timezone")
+        return SendMessageResult(outcomes=outcomes, timezone=zone if isinstance(zone, str) else "")
 
     def _profile(self, customer_id: str) -> tuple[Profile, str]:
         """The profile, and the customer's link reference (made on their first message)."""

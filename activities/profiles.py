@@ -23,8 +23,13 @@ class ProfileActivities:
     def load_profile(self, input: LoadProfileInput) -> LoadProfileResult:
         with Session(self._engine) as session:
             customer = session.get(Customer, input.customer_id)
-            segments = [name for name, _ in segments_of(session.connection(), input.customer_id)]
-            return LoadProfileResult(profile=dict(customer.traits) if customer else {}, segments=segments)
+            segments = (
+                [name for name, _ in segments_of(session.connection(), input.customer_id)] if input.segments else []
+            )
+            traits = dict(customer.traits) if customer else {}
+            if input.traits is not None:
+                traits = {k: v for k, v in traits.items() if k in input.traits}
+            return LoadProfileResult(profile=traits, segments=segments)
 
     @activity.defn(name="update_profile")
     def update_profile(self, input: UpdateProfileInput) -> UpdateProfileResult:

@@ -210,7 +210,7 @@ class Paths:
             start_signal="event",
             start_signal_args=[event],
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=entry_search_attributes(JOURNEY, customer),
+            search_attributes=entry_search_attributes(JOURNEY, customer, search_by_step=False),
             static_summary=entry_summary(target.journey, customer),
         )
 

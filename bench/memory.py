@@ -84,7 +84,8 @@ async def measure_one(env: Any, folder: Path, cache: int, journeys: int, sample:
     )
     try:
         worker = psutil.Process(process.pid)
-        client = JourneyClient(env.client, load_catalog(ROOT / "journeys"), task_queue=task_queue)
+        # Started with the step searchable: the count of journeys waiting below reads their JourneyStatus.
+        client = JourneyClient(env.client, load_catalog(ROOT / "journeys"), task_queue=task_queue, search_by_step=True)
         customers = [f"mem-{cache}-{task_queue[-8:]}-{i}" for i in range(journeys)]
         filled = datetime.now(UTC).isoformat()
 

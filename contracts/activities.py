@@ -15,10 +15,12 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.common import RetryPolicy
 
+from contracts.compact import Compact
+
 ChannelStatus = Literal["sent", "suppressed", "failed", "deferred"]
 
 
-class SendMessageInput(BaseModel):
+class SendMessageInput(Compact):
     """One message of one journey step to one customer, over one or more channels."""
 
     idempotency_key: str
@@ -34,7 +36,7 @@ class SendMessageInput(BaseModel):
     """What templates may read: ``trigger``, ``event``, ``vars``, ``journey`` (the profile is read at send)."""
 
 
-class ChannelOutcome(BaseModel):
+class ChannelOutcome(Compact):
     channel: str
     status: ChannelStatus
     reason: str | None = None
@@ -53,8 +55,11 @@ def is_template_failure(outcome: ChannelOutcome, template: str) -> bool:
     return outcome.status == "failed" and reason.startswith(f"template {template!r}")
 
 
-class SendMessageResult(BaseModel):
+class SendMessageResult(Compact):
     outcomes: list[ChannelOutcome]
+    timezone: str | None = None
+    """The customer's ``timezone`` trait as this send read it ("" when it has none), so a journey's next local
+    time of day needs no profile load of its own. None: not reported (activities before it did)."""
 
     @property
     def delivered(self) -> list[str]:
@@ -66,11 +71,16 @@ class SendMessageResult(BaseModel):
         return min(times) if times else None
 
 
-class LoadProfileInput(BaseModel):
+class LoadProfileInput(Compact):
     customer_id: str
+    traits: list[str] | None = None
+    """Only these traits (what the map reads): the result is written to the journey's history, so it carries no
+    more of a customer's data than the journey uses. None: every trait (runs recorded before asked so)."""
+    segments: bool = True
+    """Whether to look up the customer's segments (False when the map never reads ``segments``)."""
 
 
-class LoadProfileResult(BaseModel):
+class LoadProfileResult(Compact):
     profile: dict[str, Any] = Field(default_factory=dict)
     """Traits the journey's conditions may read (``timezone`` and ``locale`` among them)."""
     segments: list[str] = Field(default_factory=list)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from contracts.compact import Compact
 
 
-class JourneyEvent(BaseModel):
+class JourneyEvent(Compact):
     """Something a customer did or that happened to them, as a backend reports it."""
 
     id: str = Field(min_length=1, max_length=200)

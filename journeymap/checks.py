@@ -12,7 +12,7 @@ from pathlib import Path
 from journeymap.contract import check_contract
 from journeymap.errors import MapError
 from journeymap.events import TrackingPlan
-from journeymap.expressions import check_expression, referenced_names
+from journeymap.expressions import ExpressionError, attributes_read, check_expression, referenced_names
 from journeymap.fields import ON_ERROR_MODES
 from journeymap.models import END, JourneyMap
 from journeymap.steps import kind_of
@@ -72,6 +72,23 @@ def _check_targets(journey: JourneyMap, source: str) -> Iterator[MapError]:
         for path, target in targets(journey, index):
             if target not in ids:
                 yield MapError(source, f"steps[{index}].{path}", f"unknown step {target!r}{did_you_mean(target, ids)}")
+
+
+def profile_reads(journey: JourneyMap) -> tuple[frozenset[str] | None, bool]:
+    """The profile traits the map's expressions read (None: all of them, it uses ``profile`` whole), and whether
+    they read ``segments``: what the journey's profile loads need bring into its history, and no more."""
+    traits: set[str] = set()
+    segments = False
+    for _, expression, _ in _expressions(journey):
+        try:
+            read = attributes_read(expression, "profile")
+            segments = segments or attributes_read(expression, "segments") != frozenset()
+        except ExpressionError:
+            continue  # a map that passed validation has none; a fault at evaluation says what is wrong
+        if read is None:
+            return None, True
+        traits |= read
+    return frozenset(traits), segments
 
 
 def _expressions(journey: JourneyMap) -> Iterator[tuple[str, str, set[str]]]:

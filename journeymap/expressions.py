@@ -291,6 +291,42 @@ def variables_read(tree: nodes.Node) -> set[str]:
     return found
 
 
+def names_read(tree: nodes.Node, root: str) -> frozenset[str] | None:
+    """The attributes of ``root`` a parsed template or expression reads (``root.x``, ``root['x']``); None when it
+    uses ``root`` any other way (passes it whole, iterates it, indexes it with a computed key, or assigns it)."""
+    uses = [n for n in tree.find_all(nodes.Name) if n.name == root]
+    if any(n.ctx != "load" for n in uses):
+        return None
+    found: set[str] = set()
+    plain = 0
+    for attr in tree.find_all(nodes.Getattr):
+        if isinstance(attr.node, nodes.Name) and attr.node.name == root:
+            found.add(attr.attr)
+            plain += 1
+    for item in tree.find_all(nodes.Getitem):
+        if isinstance(item.node, nodes.Name) and item.node.name == root:
+            if not (isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str)):
+                return None
+            found.add(item.arg.value)
+            plain += 1
+    return frozenset(found) if plain == len(uses) else None
+
+
+@lru_cache(maxsize=4096)
+def attributes_read(expression: str, root: str) -> frozenset[str] | None:
+    """:func:`names_read` of one expression, parsed once per process: empty when it does not name ``root``.
+
+    Raises :class:`ExpressionError` when the expression does not parse.
+    """
+    try:
+        tree = _ENV.parse("{{ (" + expression + ") }}")
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"{expression!r} is not a valid expression: {exc.message}") from exc
+    except RecursionError as exc:
+        raise ExpressionError(f"{expression!r} is nested too deeply") from exc
+    return names_read(tree, root)
+
+
 def check_expression(expression: str, variables: set[str]) -> str | None:
     """Why ``expression`` is not valid in a map declaring ``variables``, or ``None`` when it is."""
     try:

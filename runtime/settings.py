@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     evicted from the cache is rebuilt by replaying its history when its next event or timer comes."""
     worker_shutdown_seconds: float = 30.0
     """On SIGTERM a worker stops polling and gives activities in hand this long to finish."""
+    search_by_step: bool = False
+    """Journeys started with this set upsert ``JourneyStep``, ``JourneyStatus`` and ``JourneyWaitUntil`` at every
+    rest, so the Temporal UI can search them by step: one billable action per rest (46 of pharmacy_refill's ~160
+    a customer-year; docs/benchmarks.md). Off, ops still find every journey by customer and name and read its
+    step and next wake-up on its page; ``journeys diff`` and the report count steps without it."""
     delivery_task_queue: str = ""
     """When set, workers also serve ``send_message`` on this queue (and the per-channel queues below)."""
     delivery_rate_limits: str = ""

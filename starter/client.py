@@ -54,6 +54,7 @@ class JourneyClient:
         continue_as_new_after_events: int | None = None,
         delivery: DeliveryRouting | None = None,
         plan: TrackingPlan | None = None,
+        search_by_step: bool | None = False,
     ) -> None:
         self._client = client
         self._catalog = catalog
@@ -63,6 +64,9 @@ class JourneyClient:
         self._task_queue = task_queue
         self._continue_as_new_after = continue_as_new_after_events
         self._delivery = delivery
+        self._search_by_step = search_by_step
+        """``JOURNEYS_SEARCH_BY_STEP``; None starts journeys as a starter from before the setting did (its
+        journeys ask the workflow's ``lean-journeys`` patch: tests of that path)."""
 
     @classmethod
     def from_settings(
@@ -77,11 +81,16 @@ class JourneyClient:
             task_queue=settings.task_queue,
             delivery=delivery_routing(settings),
             plan=load_plan(settings.journeys_dir, catalog),
+            search_by_step=settings.search_by_step,
         )
 
     @property
     def catalog(self) -> dict[str, JourneyMap]:
         return self._catalog
+
+    @property
+    def task_queue(self) -> str:
+        return self._task_queue
 
     @property
     def temporal(self) -> Client:
@@ -132,13 +141,16 @@ class JourneyClient:
                 instance_key=target.instance_key,
                 continue_as_new_after_events=self._continue_as_new_after,
                 delivery=self._delivery,
+                search_by_step=self._search_by_step,
             ),
             id=target.workflow_ids[0],
             task_queue=self._task_queue,
             start_signal="event",
             start_signal_args=[event],
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=entry_search_attributes(journey.name, customer_id),
+            search_attributes=entry_search_attributes(
+                journey.name, customer_id, search_by_step=self._search_by_step is not False
+            ),
             static_summary=entry_summary(journey, customer_id),
             static_details=journey.description or None,
         )
@@ -167,15 +179,14 @@ class JourneyClient:
         return routed or [Routed(journey, None, "not_in_journey")]
 
 
-def entry_search_attributes(journey: str, customer_id: str) -> TypedSearchAttributes:
-    """The search attributes a journey starts with (the workflow upserts the rest once it rests)."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.CUSTOMER_ID, customer_id),
-            SearchAttributePair(sa.JOURNEY_NAME, journey),
-            SearchAttributePair(sa.STATUS, "entering"),
-        ]
-    )
+def entry_search_attributes(journey: str, customer_id: str, *, search_by_step: bool) -> TypedSearchAttributes:
+    """The search attributes a journey starts with: free, unlike an upsert. With ``search_by_step`` the workflow
+    upserts the rest (step, status, wake-up) at every rest; without, ``JourneyStatus`` is set only while faulted,
+    so it is not set here (an ``entering`` that nothing updates would mislead)."""
+    pairs = [SearchAttributePair(sa.CUSTOMER_ID, customer_id), SearchAttributePair(sa.JOURNEY_NAME, journey)]
+    if search_by_step:
+        pairs.append(SearchAttributePair(sa.STATUS, "entering"))
+    return TypedSearchAttributes(pairs)
 
 
 def entry_summary(journey: JourneyMap, customer_id: str) -> str:

@@ -107,6 +107,7 @@ async def journey_system(
         continue_as_new_after_events=continue_as_new_after_events,
         delivery=delivery_routing(settings),
         plan=load_plan(settings.journeys_dir, maps),
+        search_by_step=settings.search_by_step,
     )
     try:
         async with journey_worker(client, settings, engine, announce=journeys.send_event):

@@ -17,9 +17,10 @@ import httpx
 import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 
 from contracts import search_attributes as sa
 from runtime.codec import new_key_line
@@ -172,20 +173,16 @@ async def test_dev_brings_everything_up_and_ctrl_c_stops_it_all(dev_process: Dev
     )
     assert found == [reached[0]["workflowId"]]
     handle = plain.get_workflow_handle(found[0])
-    for _ in range(200):
-        described = await handle.describe()
-        if described.typed_search_attributes.get(sa.STEP):
-            break
-        await asyncio.sleep(0.1)
-    assert described.typed_search_attributes.get(sa.STEP) == "wait_for_reminder"
+    keyed = await Client.connect(
+        dev.temporal, data_converter=data_converter(Settings(codec_key_file=dev.data_dir / "codec.key"))
+    )
+    # Where it rests, as the Temporal UI shows it on the journey's page (no search attribute by default).
+    assert "at step `wait_for_reminder`" in await _resting(keyed, found[0], "wait_for_reminder")
 
     # journeys dev encrypts payloads with the key it made: the history holds no prescription number in clear,
     # and a client holding the key reads it back.
     history = await handle.fetch_history()
     assert b"RX-SECRET-4711" not in b"".join(e.SerializeToString() for e in history.events)
-    keyed = await Client.connect(
-        dev.temporal, data_converter=data_converter(Settings(codec_key_file=dev.data_dir / "codec.key"))
-    )
     snapshot = await keyed.get_workflow_handle(found[0]).query("state")
     assert snapshot["vars"]["rx_id"] == "RX-SECRET-4711"
     # Nothing to set up: the journeys database is a SQLite file in the data folder.
@@ -235,6 +232,23 @@ async def _pollers(client: Client, task_queue: str) -> int:
     return len(described.pollers)
 
 
+async def _resting(client: Client, workflow_id: str, step: str) -> str:
+    """The journey's current details once they name ``step`` (the Temporal UI asks the worker for them)."""
+    details = ""
+    for _ in range(600):
+        try:
+            metadata = await client.get_workflow_handle(workflow_id).query(
+                "__temporal_workflow_metadata", result_type=WorkflowMetadata
+            )
+            details = str(metadata.current_details)
+        except WorkflowQueryFailedError:
+            details = ""
+        if f"`{step}`" in details:
+            break
+        await asyncio.sleep(0.1)
+    return details
+
+
 async def test_dev_without_its_worker_runs_journeys_on_a_separate_worker(tmp_path: Path) -> None:
     """The parts separately, as docs/operations.md shows: ``journeys dev --no-worker`` accepts a journey that does
     not move (no worker polls its queue) until a ``journeys worker`` process is started beside it."""
@@ -282,12 +296,7 @@ async def test_dev_without_its_worker_runs_journeys_on_a_separate_worker(tmp_pat
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            for _ in range(600):
-                described = await handle.describe()
-                if described.typed_search_attributes.get(sa.STEP) == "wait_for_reminder":
-                    break
-                await asyncio.sleep(0.1)
-            assert described.typed_search_attributes.get(sa.STEP) == "wait_for_reminder"
+            assert "at step `wait_for_reminder`" in await _resting(client, reached["workflowId"], "wait_for_reminder")
             worker.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(worker.communicate(), 60)
             assert worker.returncode == 0, err.decode()

@@ -88,6 +88,7 @@ def test_an_invalid_map_is_refused_naming_file_and_path(tmp_path: Path, capsys: 
     assert "pharmacy_refill.yaml: steps[5].send.channel" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("search_by_step", [False, True], ids=["from-histories", "by-search-attribute"])
 async def test_with_temporal_it_counts_the_journeys_resting_on_removed_or_changed_steps(
     dev_env: WorkflowEnvironment,
     tmp_path: Path,
@@ -95,10 +96,17 @@ async def test_with_temporal_it_counts_the_journeys_resting_on_removed_or_change
     database_url: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    search_by_step: bool,
 ) -> None:
+    """By default each running journey's pending timer names its step (no billable action); a deployment that
+    upserts the step (``JOURNEYS_SEARCH_BY_STEP``) is counted with one visibility query per step."""
     name = f"pharmacy_{uuid.uuid4().hex[:8]}"  # a journey of this test's own: the server is the session's
     old = _edit(tmp_path, name=name)
-    async with running_journeys(dev_env.client, tmp_path, task_queue, old.parent, database_url=database_url) as j:
+    monkeypatch.setenv("JOURNEYS_SEARCH_BY_STEP", "true" if search_by_step else "false")
+    setting = {"search_by_step": search_by_step}
+    async with running_journeys(
+        dev_env.client, tmp_path, task_queue, old.parent, database_url=database_url, settings_overrides=setting
+    ) as j:
         filled = datetime.now(UTC)
         for customer, days_ago in (("d1", 1), ("d2", 1), ("d3", 60)):  # d3's supply ran out: awaits the order
             await j.send(
@@ -111,7 +119,9 @@ async def test_with_temporal_it_counts_the_journeys_resting_on_removed_or_change
             )
         for customer, step in (("d1", "wait_for_reminder"), ("d2", "wait_for_reminder"), ("d3", "await_order")):
             assert (await j.settled(name, customer, f"rx-{customer}")).step == step
-        query = f"JourneyName = '{name}' AND ExecutionStatus = 'Running' AND JourneyStatus = 'waiting'"
+        query = f"JourneyName = '{name}' AND ExecutionStatus = 'Running'"
+        if search_by_step:
+            query += " AND JourneyStatus = 'waiting'"
         for _ in range(200):  # visibility is eventually consistent, and the server says nothing when it catches up
             if (await dev_env.client.count_workflows(query)).count == 3:
                 break
@@ -127,3 +137,5 @@ async def test_with_temporal_it_counts_the_journeys_resting_on_removed_or_change
     assert "  wait_for_reminder: 2\n" in out
     assert "  note_store: 0\n" in out and "  await_ready: 0\n" in out
     assert "await_order:" not in out  # unchanged: d3 is not stranded
+    read = "(read from the histories of 3 running journeys; 0 rested without a timer"
+    assert (read in out) is not search_by_step

@@ -22,6 +22,7 @@ from activities.webhooks import WebhookActivities
 from audiences.definitions import load_segments
 from audiences.membership import Audiences
 from journeymap.preferences import load_preferences
+from journeymap.template_reads import register_folder
 from runtime.settings import Settings
 from workflows.journey import JourneyWorkflow
 from workflows.segments import SegmentRefreshWorkflow
@@ -62,6 +63,8 @@ async def journey_worker(
     Raises ``MapValidationError`` when a segment definition is not valid.
     """
     segments = SegmentActivities(engine, Audiences(load_segments(settings.segments_dir)), announce)
+    # Sends carry only what their template reads (journeymap.template_reads): the templates this worker renders.
+    register_folder(settings.templates_dir, task_queue or settings.task_queue)
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
         delivery = DeliveryActivities(
             engine,

@@ -8,9 +8,10 @@ in order at the next wait. Because the state is plain data
 and every deadline is absolute, the run can continue-as-new at any wait without losing a step, an event or a
 timer, so history stays bounded for journeys that run for years.
 
-Cost (Temporal billable actions) is kept low on purpose: search attributes are upserted only when the
-journey comes to rest at a wait (not at every passing step), pure steps (``set``, ``branch``, ``split``,
-``goto``) cost nothing, and one activity sends a step's message over all its channels.
+Cost (Temporal billable actions) is kept low on purpose: ops find a journey by the search attributes it starts
+with (free) and read where it rests in the UI's current details (free); the step is upserted as a search
+attribute only when the deployment asks for it (``search_by_step``, an action per rest), pure steps (``set``,
+``branch``, ``split``, ``goto``) cost nothing, and one activity sends a step's message over all its channels.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.events import JourneyEvent
     from contracts.ids import idempotency_key
     from contracts.journey import ENDED, Fault, JourneyResult, JourneySnapshot, ResumeInput, SendRecord, Status
+    from journeymap.checks import profile_reads
     from journeymap.expressions import ExpressionError, evaluate, plain_value
     from journeymap.fields import ON_ERROR_MODES
     from journeymap.models import END, Cooldown, JourneyMap, Step
@@ -63,6 +65,15 @@ FAULTS_STOP_A_STEP = "faults-stop-a-step"
 recorded before went on with ``None``, or with a failed send). Asked only where a fault happens."""
 
 
+LEAN = "lean-journeys"
+"""Patch id (issue 18): a journey upserts its step at every rest only when started with ``search_by_step``, and
+a local time of day takes a recently read time zone instead of loading the profile (runs recorded before did
+both always). Asked once per chain started before this code, where it first matters (:meth:`lean`)."""
+
+TIME_ZONE_FRESH = timedelta(days=7)
+"""How long a time zone read (by a profile load or a send) serves a local time of day without a new load."""
+
+
 class _ContinueAsNew(JourneysError):
     """Raised inside a wait to leave the step loop and continue-as-new."""
 
@@ -83,6 +94,14 @@ class JourneyWorkflow:
         # Steps whose expressions read the profile, or whose local time of day depends on its time zone: after
         # time has passed they reload it, so a journey years long branches on today's profile, not its entry's.
         self._reads_profile = {step.id for step in self._map.steps if kind_of(step).reads_profile(step)}
+        self._reads_time_zone = {step.id for step in self._map.steps if kind_of(step).reads_only_time_zone(step)}
+        traits, segments = profile_reads(self._map)
+        # What a profile load brings into the history: the traits the map reads, and the time zone (local times).
+        self._profile_request = LoadProfileInput(
+            customer_id=input.customer_id,
+            traits=None if traits is None else sorted(traits | {"timezone"}),
+            segments=segments,
+        )
         self._resume: ResumeInput | None = None
         """An operator's decision for a faulted journey (the ``resume`` update), until the step takes it."""
 
@@ -136,13 +155,38 @@ class JourneyWorkflow:
     async def _load_profile(self) -> None:
         loaded = await workflow.execute_activity(
             activity_contracts.load_profile,
-            LoadProfileInput(customer_id=self._input.customer_id),
+            self._profile_request,
             start_to_close_timeout=timedelta(seconds=30),
             summary="load profile",
         )
         self._state.profile = loaded.profile
         self._state.segments = loaded.segments
         self._state.profile_stale = False
+        self._state.time_zone_read_at = workflow.now()
+
+    def _time_zone_fresh(self, step: Step) -> bool:
+        """A step that reads the profile only for its time zone takes one read within :data:`TIME_ZONE_FRESH`
+        (by a load or a send) instead of loading the profile again: an activity, and its bytes, saved each
+        cycle of a journey like pharmacy_refill. Runs recorded before reloaded it (the patch, :meth:`lean`)."""
+        read = self._state.time_zone_read_at
+        return (
+            step.id in self._reads_time_zone
+            and read is not None
+            and workflow.now() - read < TIME_ZONE_FRESH
+            and self.lean()
+        )
+
+    def _time_zone_reported(self, result: SendMessageResult) -> None:
+        """A send read the profile: keep the time zone it found, and when (:meth:`_time_zone_fresh`)."""
+        if result.timezone is None:
+            return
+        profile = dict(self._state.profile)
+        if result.timezone:
+            profile["timezone"] = result.timezone
+        else:
+            profile.pop("timezone", None)
+        self._state.profile = profile
+        self._state.time_zone_read_at = workflow.now()
 
     async def _run_steps(self) -> None:
         state = self._state
@@ -161,7 +205,7 @@ class JourneyWorkflow:
             step = self._map.steps[self._index_of[state.step]]
             if state.status not in ("waiting", "faulted"):  # a fresh visit, not one resumed after continue-as-new
                 state.visits[step.id] = state.visits.get(step.id, 0) + 1
-            if state.profile_stale and step.id in self._reads_profile:
+            if state.profile_stale and step.id in self._reads_profile and not self._time_zone_fresh(step):
                 await self._load_profile()
             started = workflow.now()
             following = await self._run_step(step)
@@ -324,7 +368,7 @@ class JourneyWorkflow:
         # after_end: a trigger that arrived before this run could close starts the next entry.
         pending = next((i for i, e in enumerate(state.inbox) if e.type in self._map.entry.events), None)
         if pending is not None:
-            fresh = JourneyState(seen_event_ids=state.seen_event_ids, inbox=state.inbox[pending:])
+            fresh = JourneyState(seen_event_ids=state.seen_event_ids, inbox=state.inbox[pending:], lean=state.lean)
             workflow.continue_as_new(self._input.model_copy(update={"state": fresh}))
 
     # ------------------------------------------------------------------------------------ for the steps
@@ -358,7 +402,9 @@ class JourneyWorkflow:
         routing = self._input.delivery
         if routing is None or not set(request.channels) & set(routing.rate_limited_channels):
             queue = routing.task_queue if routing else None
-            return await self._send_activity(request, queue, f"{summary} by {'/'.join(request.channels)}")
+            result = await self._send_activity(request, queue, f"{summary} by {'/'.join(request.channels)}")
+            self._time_zone_reported(result)
+            return result
         outcomes: list[ChannelOutcome] = []
         for channel in request.channels:
             limited = channel in routing.rate_limited_channels
@@ -370,6 +416,7 @@ class JourneyWorkflow:
                 if isinstance(error.cause, ApplicationError) and error.cause.type == TEMPLATE_ERROR:
                     raise  # the message cannot be made: the step's fault, not this channel's failure
                 result = SendMessageResult(outcomes=[ChannelOutcome(channel=channel, status="failed")])
+            self._time_zone_reported(result)
             outcomes += result.outcomes
             if request.mode == "first" and result.delivered:
                 break
@@ -653,16 +700,24 @@ class JourneyWorkflow:
         workflow.logger.info("journey %s ended: %s (%s)", self._map.name, status, reason)
 
     def upsert(self, *, wait_until: datetime | None = None, why: str | None = None) -> None:
-        """Tell ops where the journey rests: search attributes and the UI's current details."""
+        """Tell ops where the journey rests: the UI's current details (free), and search attributes (an action
+        each upsert) when the step is searchable, or when ``faulted`` begins or ends."""
         state = self._state
         step = state.step if state.step not in (None, END) else "-"
-        workflow.upsert_search_attributes(
-            [
-                sa.STEP.value_set(step or "-"),
-                sa.STATUS.value_set(state.status),
-                sa.WAIT_UNTIL.value_set(wait_until) if wait_until else sa.WAIT_UNTIL.value_unset(),
-            ]
-        )
+        if self.search_by_step():
+            workflow.upsert_search_attributes(
+                [
+                    sa.STEP.value_set(step or "-"),
+                    sa.STATUS.value_set(state.status),
+                    sa.WAIT_UNTIL.value_set(wait_until) if wait_until else sa.WAIT_UNTIL.value_unset(),
+                ]
+            )
+        elif (state.status == "faulted") != state.flagged_faulted:
+            # Faults are rare and need someone: ``JourneyStatus = 'faulted'`` finds them, whatever the setting.
+            state.flagged_faulted = state.status == "faulted"
+            workflow.upsert_search_attributes(
+                [sa.STATUS.value_set("faulted") if state.flagged_faulted else sa.STATUS.value_unset()]
+            )
         details = f"**{self._map.name}** v{self._map.version}: `{state.status}`"
         if state.status == "waiting":
             details += f" at step `{step}`"
@@ -682,6 +737,33 @@ class JourneyWorkflow:
         elif state.end_reason:
             details += f" ({state.end_reason})"
         workflow.set_current_details(details)
+
+    def search_by_step(self) -> bool:
+        """Whether this run upserts the step, status and wake-up at every rest (an action each time): the
+        starter's setting (``JOURNEYS_SEARCH_BY_STEP``, off by default), always for a run from before it."""
+        if self._input.search_by_step is not None:
+            return self._input.search_by_step
+        return not self.lean()
+
+    def lean(self) -> bool:
+        """Whether this run may take the cheaper paths of issue 18 (:data:`LEAN`).
+
+        A journey started on this code says so in its input (``search_by_step`` set), and asks no patch. A chain
+        started before is asked the patch once, where it first matters (the SDK's ``TemporalChangeVersion``
+        upsert: one action), keeps the answer across continue-as-new, and, when it turns lean, clears the search
+        attributes it had set at every rest, which would go stale (one more action, once). Histories recorded
+        before replay as they ran: the patch is False there.
+        """
+        state = self._state
+        if self._input.search_by_step is not None:
+            return True
+        if state.lean is None:
+            state.lean = workflow.patched(LEAN)
+            if state.lean:
+                workflow.upsert_search_attributes(
+                    [sa.STEP.value_unset(), sa.STATUS.value_unset(), sa.WAIT_UNTIL.value_unset()]
+                )
+        return state.lean
 
     def _result(self) -> JourneyResult:
         state = self._state

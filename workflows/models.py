@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
 
 from contracts.events import JourneyEvent
 from contracts.journey import Fault, SendRecord, Status
@@ -55,6 +55,13 @@ class JourneyState(BaseModel):
     """Runs of this entry so far (continue-as-new count + 1)."""
     fault: Fault | None = None
     """The latest fault: a step that could not evaluate an expression or a template (open while faulted)."""
+    lean: bool | None = None
+    """For a chain started before issue 18's cheaper paths: whether it takes them, once a run has asked
+    (:meth:`JourneyWorkflow.lean`); kept across continue-as-new."""
+    time_zone_read_at: datetime | None = None
+    """When the profile's time zone was last read, by a load or by a send that reported it."""
+    flagged_faulted: bool = False
+    """``JourneyStatus`` says ``faulted`` (set while faulted even when the step is not searchable)."""
 
 
 class DeliveryRouting(BaseModel):
@@ -69,13 +76,22 @@ class JourneyInput(BaseModel):
     """Start (or continue) one customer's journey. Events arrive as signals, the trigger included."""
 
     journey: JourneyMap
-    """The map, pinned at entry: later edits do not change this run."""
+    """The map, pinned at entry: later edits do not change this run. Written without its defaults and its
+    description (the start's static details carry it): it is in the history of every start and
+    continue-as-new."""
     customer_id: str = Field(min_length=1, max_length=200)
     instance_key: str | None = None
     state: JourneyState | None = None
     """Set on continue-as-new."""
     delivery: DeliveryRouting | None = None
     """None: sends run on the journey's own task queue."""
+    search_by_step: bool | None = None
+    """Upsert ``JourneyStep``, ``JourneyStatus`` and ``JourneyWaitUntil`` at every rest (``JOURNEYS_SEARCH_BY_STEP``),
+    an action each; False: only ``JourneyStatus = 'faulted'`` while faulted. None: started before the setting."""
     continue_as_new_after_events: int | None = Field(default=None, ge=20)
     """History length at which to continue-as-new at the next wait (tests use a small one); Temporal's
     suggestion is always followed too."""
+
+    @field_serializer("journey")
+    def _compact_map(self, journey: JourneyMap) -> dict[str, Any]:
+        return journey.model_dump(mode="json", exclude_defaults=True, exclude={"description"})

@@ -210,6 +210,11 @@ class StepKind(Generic[S]):
             {"profile", "segments"} & referenced_names(expression)[0] for _, expression in self.expressions(step)
         )
 
+    def reads_only_time_zone(self, step: S) -> bool:
+        """Whether the step reads the profile only for the customer's time zone (a local time of day). Such a
+        step takes a time zone read recently (a profile load or a send reports it) rather than reload it."""
+        return False
+
     def check(
         self, step: S, *, journey: JourneyMap, source: str, path: str, templates_dir: Path | None
     ) -> list[MapError]:

@@ -18,6 +18,7 @@ from contracts.activities import TEMPLATE_ERROR, SendMessageInput, is_template_f
 from journeymap.errors import MapError
 from journeymap.fields import END, Category, Channel, FrozenModel, StepTarget
 from journeymap.steps.base import StepContext, StepKind, StepModel, register
+from journeymap.template_reads import only_read, reads
 from journeymap.templates import check_template
 
 if TYPE_CHECKING:
@@ -112,12 +113,11 @@ class Send(StepKind[SendStep]):
             mode=spec.mode,
             template=spec.template,
             category=spec.category,
-            variables={
-                "trigger": state.trigger,
-                "event": state.event,
-                "vars": state.vars,
-                "journey": ctx.journey_facts(),
-            },
+            # Only what the template reads (analysed once, when the worker started): each send is in the history.
+            variables=only_read(
+                {"trigger": state.trigger, "event": state.event, "vars": state.vars, "journey": ctx.journey_facts()},
+                reads(workflow.info().task_queue, spec.template, list(spec.channels)),
+            ),
         )
         while True:
             if state.status == "waiting" and state.wait_until is not None:

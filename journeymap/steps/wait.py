@@ -56,6 +56,9 @@ class Wait(StepKind[WaitStep]):
         # A local time of day is in the profile's time zone.
         return super().reads_profile(step) or step.wait.at is not None
 
+    def reads_only_time_zone(self, step: WaitStep) -> bool:
+        return step.wait.at is not None and not super().reads_profile(step)
+
     def label(self, step: WaitStep) -> list[str]:
         spec = step.wait
         if spec.duration is not None:

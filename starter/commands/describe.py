@@ -16,11 +16,11 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from contracts import search_attributes as sa
-from contracts.journey import Fault, JourneySnapshot, SendRecord
+from contracts.journey import Fault, JourneyResult, JourneySnapshot, SendRecord
 from runtime.codec import CodecError
 from runtime.connection import connect
 from runtime.settings import Settings
@@ -122,6 +122,16 @@ async def describe_customer(
                         "fault": snapshot.fault,
                     }
                 )
+        elif execution.status == WorkflowExecutionStatus.COMPLETED and description.status is None:
+            # Journeys upsert no status unless the step is searchable (issue 18): how it ended is its result,
+            # read from its history (no billable action).
+            ended = client.get_workflow_handle(execution.id, run_id=execution.run_id, result_type=JourneyResult)
+            try:
+                result = await ended.result(follow_runs=False, rpc_timeout=QUERY_TIMEOUT)
+            except (RPCError, CodecError, WorkflowFailureError) as exc:
+                description.note = f"result unreadable ({exc})"
+            else:
+                description.status = result.status
         found.append(description)
     stateless = [d.note is not None or d.execution != "Running" for d in found]
     if engine is not None and any(stateless):

@@ -3,8 +3,10 @@
 Steps added, removed and changed (by step id, saying what changed: kind, target, timing, template...), and
 the map's other fields. A journey keeps the map it entered with, so the journeys resting on a removed or
 changed step finish on the old definition: with a Temporal connection (``--temporal [ADDRESS]``, or
-``JOURNEYS_TEMPORAL_ADDRESS`` set) they are counted, step by step, from the ``JourneyStep`` search attribute
-(visibility count queries), so a marketer sees whom a change leaves behind before deploying it. With no step
+``JOURNEYS_TEMPORAL_ADDRESS`` set) they are counted, step by step, from each running journey's own history (its
+pending timer names its step: :mod:`starter.resting`, no billable action), or from the ``JourneyStep`` search
+attribute when the deployment sets ``JOURNEYS_SEARCH_BY_STEP``, so a marketer sees whom a change leaves behind
+before deploying it. With no step
 removed or changed there is nobody to count, and no connection is made.
 
 Both maps are validated first. An old map taken out of version control (``git show HEAD:journeys/x.yaml``)
@@ -19,13 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
-
-from contracts import search_attributes as sa
 from journeymap import JourneyMap, load_map
 from journeymap.diff import MapDiff, diff_maps
 from runtime.connection import connect
 from runtime.settings import Settings
+from starter.resting import RestingCounts, count_resting
 
 ADDRESS_ENV = "JOURNEYS_TEMPORAL_ADDRESS"
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if args.temporal:
             settings = settings.model_copy(update={"temporal_address": args.temporal})
         counts = asyncio.run(_count(settings, old.name, diff.affected))
-        for line in format_in_flight(counts, settings.temporal_address):
+        for line in format_in_flight(counts.steps, settings.temporal_address, counts):
             print(line)
     return 0
 
@@ -83,29 +83,21 @@ def format_diff(diff: MapDiff, old: JourneyMap) -> list[str]:
     return lines
 
 
-def format_in_flight(counts: dict[str, int], address: str) -> list[str]:
+def format_in_flight(counts: dict[str, int], address: str, how: RestingCounts | None = None) -> list[str]:
     total = sum(counts.values())
     lines = [
         f"in flight ({address}): {total} running journeys rest on a removed or changed step; they keep the map"
         " they entered with and finish on the old definition"
     ]
     lines += [f"  {step}: {count}" for step, count in counts.items()]
+    if how is not None and how.listed:
+        lines.append(
+            f"  (read from the histories of {how.listed} running journeys; {len(how.queried)} rested without a"
+            " timer and were asked with the state query, one billable action each)"
+        )
     return lines
 
 
-async def _count(settings: Settings, journey: str, steps: tuple[str, ...]) -> dict[str, int]:
-    return await count_resting(await connect(settings), journey, steps)
-
-
-async def count_resting(client: Client, journey: str, steps: tuple[str, ...]) -> dict[str, int]:
-    """Running journeys of ``journey`` resting on each of ``steps`` (a visibility count query per step).
-
-    ``JourneyStep`` is set whenever a journey comes to rest, and step ids are plain names (checked by the map
-    language), so they go into the query as they are.
-    """
-    base = f"WorkflowType = 'Journey' AND ExecutionStatus = 'Running' AND {sa.JOURNEY_NAME.name} = '{journey}'"
-    counts = {}
-    for step in steps:
-        counted = await client.count_workflows(f"{base} AND {sa.STEP.name} = '{step}'")
-        counts[step] = counted.count
-    return counts
+async def _count(settings: Settings, journey: str, steps: tuple[str, ...]) -> RestingCounts:
+    client = await connect(settings)
+    return await count_resting(client, journey, steps, search_by_step=settings.search_by_step)

@@ -21,10 +21,12 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.events import JourneyEvent
 from contracts.journey import ResumeInput
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
+from starter.client import JourneyClient
 from testkit.harness import Journeys, running_journeys
 
 HERE = Path(__file__).parent
@@ -115,6 +117,46 @@ async def refill_faulted_continued_and_ended(j: Journeys, env: WorkflowEnvironme
     return customer
 
 
+async def refill_lean_time_zone_from_a_send(j: Journeys, env: WorkflowEnvironment) -> str:
+    """Issue 18, on a journey started with today's starter: no search-attribute upserts, sends carrying only
+    what their template reads, and the second reminder's local time taken from the zone the ready notice's send
+    reported (no second profile load). Cancelled while waiting for the second reminder."""
+    customer = "hist-lean"
+    await _filled(j, env, customer, refills=2)
+    await env.sleep(timedelta(days=28))
+    await _step(j, customer, "await_order")
+    await j.send(customer, "refill_ordered", rx_id="rx1")
+    await _step(j, customer, "await_ready")
+    await j.send(customer, "refill_ready", rx_id="rx1", store_name="Elm St")
+    await _step(j, customer, "await_pickup")
+    await env.sleep(timedelta(days=1))
+    now = await env.get_current_time()
+    await j.send(customer, "refill_picked_up", rx_id="rx1", picked_up_at=now.isoformat())
+    await _step(j, customer, "wait_for_reminder")
+    await j.send(customer, "prescription_cancelled", rx_id="rx1")
+    await j.handle(RX, customer, "rx1").result()
+    return customer
+
+
+async def refill_started_before_lean(j: Journeys, env: WorkflowEnvironment) -> str:
+    """Issue 18: a journey a starter from before the setting started (no ``search_by_step`` in its input) asks
+    the ``lean-journeys`` patch at its first rest and clears the search attributes it had set."""
+    customer = "hist-before-lean"
+    before = JourneyClient(j.client, j.catalog, task_queue=j.journeys.task_queue, search_by_step=None)
+    j.add_customer(customer, first_name="Ann", timezone="America/New_York", email="ann@example.com")
+    now = await env.get_current_time()
+    properties = {"rx_id": "rx1", "days_supply": 30, "refills_remaining": 1, "filled_at": now.isoformat()}
+    routed = await before.send_event(
+        customer, JourneyEvent(id="filled-1", type="prescription_filled", properties=properties)
+    )
+    j.started |= {r.workflow_id for r in routed if r.workflow_id}
+    await env.sleep(timedelta(days=28))
+    await _step(j, customer, "await_order")
+    await j.send(customer, "prescription_cancelled", rx_id="rx1")
+    await j.handle(RX, customer, "rx1").result()
+    return customer
+
+
 async def _run_id(env: WorkflowEnvironment, workflow_id: str) -> str:
     """The current run, from the raw describe: the SDK's parses the search attributes, and the time-skipping
     server hands an unset datetime attribute back in a form it cannot parse."""
@@ -130,6 +172,8 @@ SCENARIOS: dict[str, tuple[Scenario, int | None]] = {
     "pharmacy_refill_two_cycles_with_voicemail": (refill_two_cycles_with_voicemail, None),
     "pharmacy_refill_cancelled_mid_wait": (refill_cancelled_mid_wait, None),
     "pharmacy_refill_continued_as_new": (refill_continued_as_new, 40),
+    "pharmacy_refill_lean_time_zone_from_a_send": (refill_lean_time_zone_from_a_send, None),
+    "pharmacy_refill_started_before_lean": (refill_started_before_lean, None),
 }
 
 
