@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
+from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,11 @@ from temporalio.converter import WithSerializationContext as WithContext
 from temporalio.worker import Replayer
 
 import journeymap.expressions
+import starter.commands.replay as replay_command
+import workflows
 from runtime.codec import AESGCMCodec, CodecKey
 from runtime.connection import DATA_CONVERTER
-from workers.sandbox import ignores_context, journey_sandbox
+from workers.sandbox import ignores_context, journey_sandbox, workflow_bytecode
 from workers.worker import workflow_runner
 from workflows.journey import JourneyWorkflow
 
@@ -81,3 +85,24 @@ async def test_a_maps_expressions_are_parsed_once_not_again_for_each_history(mon
         monkeypatch.setattr(environment, method, counting)
     await replayer.replay_workflow(_history())
     assert parsed == []
+
+
+async def test_a_replaying_process_compiles_the_workflow_module_once_not_for_each_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled: list[str] = []
+    original = SourceFileLoader.source_to_code
+
+    def counting(self: SourceFileLoader, data: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(str(path))
+        return original(self, data, path, *args, **kwargs)
+
+    before = sys.pycache_prefix
+    with workflow_bytecode([JourneyWorkflow]):  # compiles them, once
+        monkeypatch.setattr(SourceFileLoader, "source_to_code", counting)
+        replayer = replay_command.replayer(DATA_CONVERTER)
+        for _ in range(2):
+            await replayer.replay_workflow(_history())
+    workflow_module = {Path(sys.modules[JourneyWorkflow.__module__].__file__ or ""), Path(workflows.__file__ or "")}
+    assert [path for path in compiled if Path(path) in workflow_module] == []
+    assert sys.pycache_prefix == before

@@ -1,4 +1,4 @@
-"""The sandbox journey workflows run in, for workers and replayers alike: the SDK's, with two savings.
+"""The sandbox journey workflows run in, for workers and replayers alike: the SDK's, with three savings.
 
 **Pure packages pass through.** ``contracts`` and ``journeymap`` (and jinja2, which compiles expressions lazily
 and imports its runtime then) are plain, deterministic code: passed through, they are imported once per process
@@ -12,11 +12,23 @@ about 4 per payload a workflow sends, 3 per payload it receives, the largest sin
 workflow's own context for every payload, without entering the sandbox: the bytes are the same. It does so only
 when the data converter really ignores it (:func:`ignores_context`, probed when the runner is made); a
 context-aware converter gets the SDK's per-payload answers.
+
+**A replayer compiles the workflow module once.** The sandbox imports a workflow's module afresh for every
+workflow run (that isolation is what makes a replay trustworthy), and where no bytecode is on disk
+(``PYTHONDONTWRITEBYTECODE``, a read-only checkout) Python compiles its source again each time: most of the
+import, 4-10% of a journey's replay. :func:`workflow_bytecode` compiles the modules once for a process that
+replays many histories (``journeys replay``, ``journeys check``). An installed package has its bytecode already
+(pip compiles it), and so has a worker whose process could write it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import py_compile
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import temporalio.bridge.proto.workflow_activation
 import temporalio.bridge.proto.workflow_completion
@@ -102,3 +114,25 @@ def journey_sandbox(data_converter: DataConverter | None = None) -> JourneySandb
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH),
         context_free=ignores_context(data_converter or DATA_CONVERTER),
     )
+
+
+@contextmanager
+def workflow_bytecode(workflows: Iterable[type]) -> Iterator[None]:
+    """While inside, the sandboxes load the bytecode of the ``workflows``' modules (and of their packages, which
+    the sandbox imports afresh too) instead of compiling them.
+
+    The bytecode is written to a temporary folder made the process's ``sys.pycache_prefix`` meanwhile, never
+    beside the sources; Python still checks it against each source's modification time and size, as always.
+    """
+    names = {w.__module__ for w in workflows}
+    names |= {name.rsplit(".", i)[0] for name in names for i in range(1, name.count(".") + 1)}  # their packages
+    sources = {getattr(sys.modules.get(name), "__file__", None) or "" for name in names}
+    previous = sys.pycache_prefix
+    with tempfile.TemporaryDirectory(prefix="journeys-bytecode-") as folder:
+        sys.pycache_prefix = folder
+        try:
+            for source in sorted(s for s in sources if s.endswith(".py")):
+                py_compile.compile(source, doraise=True)
+            yield
+        finally:
+            sys.pycache_prefix = previous

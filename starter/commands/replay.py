@@ -6,9 +6,9 @@ exits non-zero, naming each workflow, so a deploy pipeline can stop on it.
 
 What can be shared across histories is: one replayer (one SDK worker and sandbox runner) replays the whole
 batch, the map language and its parsed expressions are imported and cached once per process (passed through
-the sandbox, :mod:`workers.sandbox`), and the next histories are downloaded while one is replayed. The SDK
-still loads the workflow module into a fresh sandbox for every history: that isolation is what makes a replay
-trustworthy. docs/benchmarks.md has the figures.
+the sandbox, :mod:`workers.sandbox`), the workflow module is compiled once, and the next histories are
+downloaded while one is replayed. The SDK still loads the workflow module into a fresh sandbox for every
+history: that isolation is what makes a replay trustworthy. docs/benchmarks.md has the figures.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from temporalio.worker import Replayer
 
 from runtime.connection import connect
 from runtime.settings import Settings
+from workers.sandbox import workflow_bytecode
 from workers.worker import workflow_runner
 from workflows.journey import JourneyWorkflow
 
@@ -116,10 +117,11 @@ def replayer(data_converter: DataConverter) -> Replayer:
 
 async def _replay_all(histories: AsyncIterator[WorkflowHistory], data_converter: DataConverter) -> ReplayReport:
     report = ReplayReport()
-    async with replayer(data_converter).workflow_replay_iterator(histories) as results:
-        async for result in results:
-            report.replayed += 1
-            if result.replay_failure is not None:
-                where = f"{result.history.workflow_id} (run {result.history.run_id})"
-                report.failures[where] = f"{type(result.replay_failure).__name__}: {result.replay_failure}"
+    with workflow_bytecode(WORKFLOWS):
+        async with replayer(data_converter).workflow_replay_iterator(histories) as results:
+            async for result in results:
+                report.replayed += 1
+                if result.replay_failure is not None:
+                    where = f"{result.history.workflow_id} (run {result.history.run_id})"
+                    report.failures[where] = f"{type(result.replay_failure).__name__}: {result.replay_failure}"
     return report
