@@ -5,31 +5,30 @@ pickup), generated in the same run on one time-skipping server: the interpreter 
 map, and ``bench.handwritten``'s plain workflow. Both are paced by a query, which writes nothing to history, so
 the histories are what a backend's journeys leave (the tests' ``rested`` update would add events).
 
-Each is replayed as ``journeys replay`` does it: one ``Replayer`` for a batch, the interpreter in the workers'
-sandbox (``workers.sandbox``), the hand-written workflow in the SDK's default sandbox (the reference: what its
-author would use) and, for comparison, in ours. Every round replays each kind's histories ``--repeat`` times,
-the kinds interleaved; per history it reports the wall time and the process's CPU time (Python and the SDK's
-core threads), and the ratio to the reference as the median of the rounds' ratios, so load on a shared
-machine falls on all alike.
+Each is replayed in one ``Replayer`` for a batch: the interpreter exactly as ``journeys replay`` does it
+(``starter.commands.replay``: the workers' sandbox, ``workers.sandbox``, its module compiled once), the
+hand-written workflow in the SDK's default sandbox (the reference: what its author would use) and, for
+comparison, in ours. Every round replays each kind's histories ``--repeat`` times, the kinds interleaved in a
+rotating order; per history it reports the wall time and the process's CPU time (Python and the SDK's core
+threads), and the ratio to the reference as the median of the rounds' ratios, so load on a shared machine
+falls on all alike. ``--bytecode`` byte-compiles the hand-written module too, as pip would install it.
 
 ``--histories DIR`` replays JSON files instead (e.g. ``python -m bench.cost --save-histories DIR``: every
 built-in journey), interpreter only, in histories per second. ``--save-histories DIR`` keeps the generated
 pair, ``--load DIR`` compares it again without generating.
 
-    python -m bench.replay [--customers N] [--rounds N] [--repeat N] [--quick] [--json FILE]
+    python -m bench.replay [--customers N] [--rounds N] [--repeat N] [--bytecode] [--quick] [--json FILE]
     python -m bench.replay --histories DIR [--repeat N]
 """
 
 from __future__ import annotations
 
 import asyncio
-import py_compile
 import statistics
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, WorkflowRunner
 
-import workflows.journey
 from bench import handwritten
 from bench.common import parser, report
 from bench.cost import chain
@@ -48,10 +46,9 @@ from contracts.journey import JourneySnapshot
 from runtime.binaries import find_binary
 from runtime.connection import DATA_CONVERTER
 from runtime.search_attributes import register_search_attributes
+from starter.commands import replay as replay_command
 from testkit.harness import Journeys, running_journeys
-from workers.sandbox import JourneySandbox, ignores_context
-from workers.worker import workflow_runner
-from workflows.journey import JourneyWorkflow
+from workers.sandbox import JourneySandbox, ignores_context, workflow_bytecode
 
 RESTING = ("waiting", "completed", "exited", "failed", "not_entered", "faulted", "cooldown")
 
@@ -81,8 +78,7 @@ class Kind:
     """One workflow's histories and the sandbox they are replayed in."""
 
     name: str
-    workflows: Sequence[type]
-    runner: Callable[[], WorkflowRunner]
+    replayer: Callable[[], Replayer]
     histories: list[WorkflowHistory]
     reference: bool = False
     """The plain hand-written workflow in the SDK's default sandbox: the ratios are to it."""
@@ -114,18 +110,29 @@ async def generate(customers: int) -> list[Kind]:
 
 
 def kinds_of(interpreted: list[WorkflowHistory], plain: list[WorkflowHistory]) -> list[Kind]:
-    """The interpreter in the workers' sandbox, and the plain hand-written workflow twice: in the sandbox its
-    author would use (the SDK's, the reference) and, for comparison, in ours (:mod:`workers.sandbox`)."""
+    """The interpreter as ``journeys replay`` replays it, and the plain hand-written workflow twice: in the
+    sandbox its author would use (the SDK's default, with ZoneInfo allowed: the reference) and, for comparison,
+    in ours (:mod:`workers.sandbox`)."""
 
-    def plain_in_ours() -> WorkflowRunner:
-        return JourneySandbox(
-            restrictions=handwritten.workflow_runner().restrictions, context_free=ignores_context(DATA_CONVERTER)
+    def interpreter() -> Replayer:
+        return replay_command.replayer(DATA_CONVERTER)
+
+    def hand_written(runner: WorkflowRunner) -> Callable[[], Replayer]:
+        # A build id of its own, as journeys replay: the SDK's default hashes every loaded module's code.
+        return lambda: Replayer(
+            workflows=[handwritten.HandwrittenRefill],
+            workflow_runner=runner,
+            data_converter=DATA_CONVERTER,
+            build_id="bench-replay",
         )
 
+    ours = JourneySandbox(
+        restrictions=handwritten.workflow_runner().restrictions, context_free=ignores_context(DATA_CONVERTER)
+    )
     return [
-        Kind("journeys interpreter, pharmacy_refill", [JourneyWorkflow], workflow_runner, interpreted),
-        Kind("hand-written, plain", [handwritten.HandwrittenRefill], handwritten.workflow_runner, plain, True),
-        Kind("hand-written, plain, in journeys' sandbox", [handwritten.HandwrittenRefill], plain_in_ours, plain),
+        Kind("journeys interpreter, pharmacy_refill", interpreter, interpreted),
+        Kind("hand-written, plain", hand_written(handwritten.workflow_runner()), plain, True),
+        Kind("hand-written, plain, in journeys' sandbox", hand_written(ours), plain),
     ]
 
 
@@ -145,22 +152,11 @@ async def replay_batch(replayer: Replayer, histories: list[WorkflowHistory]) -> 
     return time.perf_counter() - started, time.process_time() - cpu, failures
 
 
-def replayer(kind: Kind) -> Replayer:
-    # A build id of our own: the SDK's default hashes every loaded module's code (compiling those without
-    # bytecode), once per process, which a replay does not need.
-    return Replayer(
-        workflows=list(kind.workflows),
-        workflow_runner=kind.runner(),
-        data_converter=DATA_CONVERTER,
-        build_id="bench-replay",
-    )
-
-
 async def compare(kinds: list[Kind], rounds: int, repeat: int) -> list[dict[str, Any]]:
     """Replay each kind's histories ``repeat`` times a round; rounds interleave the kinds (in a rotating order),
     so load on a shared machine falls on all alike. Per history: the median of the rounds, and of the rounds'
     ratios to the reference."""
-    replayers = [replayer(k) for k in kinds]
+    replayers = [k.replayer() for k in kinds]
     for kind, each in zip(kinds, replayers, strict=True):
         await each.replay_workflow(kind.histories[0])  # warm: imports, caches
     wall: list[list[float]] = [[] for _ in kinds]
@@ -220,16 +216,15 @@ def load(folder: Path, pattern: str = "*.json") -> list[WorkflowHistory]:
 
 
 async def files(folder: Path, repeat: int) -> dict[str, Any]:
-    """``--histories``: every file in ``folder``, ``repeat`` times in one batch, interpreter only."""
+    """``--histories``: every file in ``folder``, ``repeat`` times in one batch, as ``journeys replay`` would."""
     histories = load(folder)
-    kind = Kind(f"{len(histories)} histories from {folder}", [JourneyWorkflow], workflow_runner, histories)
-    each = replayer(kind)
-    await each.replay_workflow(histories[0])
+    replayer = replay_command.replayer(DATA_CONVERTER)
+    await replayer.replay_workflow(histories[0])
     batch = histories * repeat
-    seconds, cpu_seconds, failures = await replay_batch(each, batch)
+    seconds, cpu_seconds, failures = await replay_batch(replayer, batch)
     events = sum(len(h.events) for h in batch)
     return {
-        "workflow": kind.name,
+        "workflow": f"{len(histories)} histories from {folder}",
         "histories": len(batch),
         "events": events,
         "seconds": seconds,
@@ -249,20 +244,22 @@ def main() -> None:
     args_parser.add_argument("--save-histories", type=Path, help="also write the generated histories here")
     args_parser.add_argument("--load", type=Path, help="compare the histories --save-histories wrote, not new ones")
     args_parser.add_argument(
-        "--bytecode", action="store_true", help="byte-compile both workflow modules first, as pip installs them"
+        "--bytecode", action="store_true", help="the hand-written module byte-compiled too, as pip installs it"
     )
     args = args_parser.parse_args()
     customers, rounds, repeat = (1, 2, 2) if args.quick else (args.customers, args.rounds, args.repeat)
     if args.histories is not None:
-        row = asyncio.run(files(args.histories, repeat))
-        report("replay", {"repeat": repeat, "runner": "sandboxed"}, [row], args.json)
+        with workflow_bytecode(replay_command.WORKFLOWS):
+            row = asyncio.run(files(args.histories, repeat))
+        report("replay", {"repeat": repeat, "runner": "journeys replay"}, [row], args.json)
         return
     kinds = reload(args.load) if args.load is not None else asyncio.run(generate(customers))
     if args.save_histories is not None:
         save(kinds, args.save_histories)
-    with tempfile.TemporaryDirectory() as cache:
-        if args.bytecode:
-            byte_compiled(Path(cache))
+    # What journeys replay does (its workflow module compiled once); with --bytecode, the hand-written one's too,
+    # as both would be when installed with pip.
+    compiled = [*replay_command.WORKFLOWS, *([handwritten.HandwrittenRefill] if args.bytecode else [])]
+    with workflow_bytecode(compiled):
         rows = asyncio.run(compare(kinds, rounds, repeat))
     report(
         "replay time per history, pharmacy year",
@@ -270,15 +267,6 @@ def main() -> None:
         rows,
         args.json,
     )
-
-
-def byte_compiled(cache: Path) -> None:
-    """Both workflow modules byte-compiled, as pip installs them: each sandbox then loads the code instead of
-    compiling the source again (which it does where no bytecode is written, as with PYTHONDONTWRITEBYTECODE).
-    Written under ``cache`` (``sys.pycache_prefix``), not into the checkout."""
-    sys.pycache_prefix = str(cache)
-    for module in (workflows.journey, handwritten):
-        py_compile.compile(str(module.__file__), doraise=True)
 
 
 if __name__ == "__main__":
