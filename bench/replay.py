@@ -5,19 +5,20 @@ pickup), generated in the same run on one time-skipping server: the interpreter 
 map, and ``bench.handwritten``'s plain workflow. Both are paced by a query, which writes nothing to history, so
 the histories are what a backend's journeys leave (the tests' ``rested`` update would add events).
 
-Each is replayed in one ``Replayer`` for a batch: the interpreter exactly as ``journeys replay`` does it
-(``starter.commands.replay``: the workers' sandbox, ``workers.sandbox``, its module compiled once), the
-hand-written workflow in the SDK's default sandbox (the reference: what its author would use) and, for
-comparison, in ours. Every round replays each kind's histories ``--repeat`` times, the kinds interleaved in a
-rotating order; per history it reports the wall time and the process's CPU time (Python and the SDK's core
-threads), and the ratio to the reference as the median of the rounds' ratios, so load on a shared machine
-falls on all alike. ``--bytecode`` byte-compiles the hand-written module too, as pip would install it.
+Each kind is replayed through one ``Replayer`` kept open for the whole run (one batch, as ``journeys replay``
+replays many histories): the interpreter exactly as ``journeys replay`` does it (``starter.commands.replay``:
+the workers' sandbox, ``workers.sandbox``, its module compiled once), the hand-written workflow in the SDK's
+default sandbox (the reference: what its author would use) and, for comparison, in ours. Every round replays
+each history once, the kinds taking turns history by history in an order that rotates each round; per history
+it reports the wall time and the process's CPU time (Python and the SDK's core threads), and the ratio to the
+reference as the median of the rounds' ratios, so load on a shared machine falls on all alike. ``--bytecode``
+byte-compiles the hand-written module too, as pip would install it.
 
 ``--histories DIR`` replays JSON files instead (e.g. ``python -m bench.cost --save-histories DIR``: every
 built-in journey), interpreter only, in histories per second. ``--save-histories DIR`` keeps the generated
 pair, ``--load DIR`` compares it again without generating.
 
-    python -m bench.replay [--customers N] [--rounds N] [--repeat N] [--bytecode] [--quick] [--json FILE]
+    python -m bench.replay [--customers N] [--rounds N] [--bytecode] [--quick] [--json FILE]
     python -m bench.replay --histories DIR [--repeat N]
 """
 
@@ -29,13 +30,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, WorkflowRunner
+from temporalio.worker import Replayer, WorkflowReplayResult, WorkflowRunner
 
 from bench import handwritten
 from bench.common import parser, report
@@ -152,24 +154,54 @@ async def replay_batch(replayer: Replayer, histories: list[WorkflowHistory]) -> 
     return time.perf_counter() - started, time.process_time() - cpu, failures
 
 
-async def compare(kinds: list[Kind], rounds: int, repeat: int) -> list[dict[str, Any]]:
-    """Replay each kind's histories ``repeat`` times a round; rounds interleave the kinds (in a rotating order),
-    so load on a shared machine falls on all alike. Per history: the median of the rounds, and of the rounds'
-    ratios to the reference."""
-    replayers = [k.replayer() for k in kinds]
-    for kind, each in zip(kinds, replayers, strict=True):
-        await each.replay_workflow(kind.histories[0])  # warm: imports, caches
+class Open:
+    """A kind's replayer kept open for the whole run, fed one history at a time: one batch, as ``journeys replay``
+    replays many histories, while the kinds take turns history by history."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[WorkflowHistory | None] = asyncio.Queue()
+        self.results: AsyncIterator[WorkflowReplayResult] | None = None
+
+    async def histories(self) -> AsyncIterator[WorkflowHistory]:
+        while (history := await self.queue.get()) is not None:
+            yield history
+
+    async def replay(self, history: WorkflowHistory) -> tuple[float, float, bool]:
+        """Wall and CPU seconds (the whole process: Python and the SDK's core threads); whether it failed."""
+        assert self.results is not None
+        self.queue.put_nowait(history)
+        started, cpu = time.perf_counter(), time.process_time()
+        result = await anext(self.results)
+        return time.perf_counter() - started, time.process_time() - cpu, result.replay_failure is not None
+
+
+async def compare(kinds: list[Kind], rounds: int) -> list[dict[str, Any]]:
+    """Each round replays every history of every kind once, the kinds taking turns history by history (in an
+    order that rotates each round), so load on a shared machine falls on all alike. Per history: the median of
+    the rounds, and of the rounds' ratios to the reference."""
+    opened = [Open() for _ in kinds]
     wall: list[list[float]] = [[] for _ in kinds]
     cpu: list[list[float]] = [[] for _ in kinds]
     failures = [0 for _ in kinds]
-    for turn in range(rounds):
-        for offset in range(len(kinds)):
-            index = (turn + offset) % len(kinds)
-            batch = kinds[index].histories * repeat
-            seconds, cpu_seconds, failed = await replay_batch(replayers[index], batch)
-            wall[index].append(seconds / len(batch))
-            cpu[index].append(cpu_seconds / len(batch))
-            failures[index] += failed
+    async with AsyncExitStack() as stack:
+        for kind, each in zip(kinds, opened, strict=True):
+            each.results = await stack.enter_async_context(kind.replayer().workflow_replay_iterator(each.histories()))
+            stack.callback(each.queue.put_nowait, None)  # ends its batch on the way out
+            await each.replay(kind.histories[0])  # warm: imports, caches
+        for turn in range(rounds):
+            spent = [[0.0, 0.0] for _ in kinds]
+            for position in range(max(len(k.histories) for k in kinds)):
+                for offset in range(len(kinds)):
+                    index = (turn + offset) % len(kinds)
+                    histories = kinds[index].histories
+                    if position < len(histories):
+                        seconds, cpu_seconds, failed = await opened[index].replay(histories[position])
+                        spent[index][0] += seconds
+                        spent[index][1] += cpu_seconds
+                        failures[index] += failed
+            for index, kind in enumerate(kinds):
+                wall[index].append(spent[index][0] / len(kind.histories))
+                cpu[index].append(spent[index][1] / len(kind.histories))
     ref = next(index for index, kind in enumerate(kinds) if kind.reference)
     rows = []
     for index, kind in enumerate(kinds):
@@ -239,15 +271,15 @@ def main() -> None:
     args_parser = parser(__doc__ or "")
     args_parser.add_argument("--histories", type=Path, help="replay these JSON histories (interpreter only)")
     args_parser.add_argument("--customers", type=int, default=2, help="pharmacy years generated per workflow")
-    args_parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the ratio is their median")
-    args_parser.add_argument("--repeat", type=int, default=10, help="each history replayed this often per round")
+    args_parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds; the ratio is their median")
+    args_parser.add_argument("--repeat", type=int, default=10, help="--histories: each history replayed this often")
     args_parser.add_argument("--save-histories", type=Path, help="also write the generated histories here")
     args_parser.add_argument("--load", type=Path, help="compare the histories --save-histories wrote, not new ones")
     args_parser.add_argument(
         "--bytecode", action="store_true", help="the hand-written module byte-compiled too, as pip installs it"
     )
     args = args_parser.parse_args()
-    customers, rounds, repeat = (1, 2, 2) if args.quick else (args.customers, args.rounds, args.repeat)
+    customers, rounds, repeat = (1, 3, 2) if args.quick else (args.customers, args.rounds, args.repeat)
     if args.histories is not None:
         with workflow_bytecode(replay_command.WORKFLOWS):
             row = asyncio.run(files(args.histories, repeat))
@@ -260,10 +292,10 @@ def main() -> None:
     # as both would be when installed with pip.
     compiled = [*replay_command.WORKFLOWS, *([handwritten.HandwrittenRefill] if args.bytecode else [])]
     with workflow_bytecode(compiled):
-        rows = asyncio.run(compare(kinds, rounds, repeat))
+        rows = asyncio.run(compare(kinds, rounds))
     report(
         "replay time per history, pharmacy year",
-        {"customers": customers, "rounds": rounds, "repeat": repeat, "bytecode": args.bytecode},
+        {"customers": customers, "rounds": rounds, "bytecode": args.bytecode},
         rows,
         args.json,
     )
