@@ -1,7 +1,9 @@
 """Conditions and values in maps: jinja2 expressions in a sandbox, never Python ``eval``.
 
 An expression sees only the names in :data:`CONTEXT_NAMES` and the helper functions in :data:`FUNCTIONS`.
-Compiling is cached per expression text, so the workflow interpreter pays for it once per worker. Everything
+Compiling, and finding the names an expression reads, are cached per expression text, so the workflow
+interpreter pays for them once per worker process (the module is passed through the workflow sandbox), not once
+per journey or replayed history. Everything
 here is deterministic: the current time comes in as the ``now`` name, from the workflow clock.
 """
 
@@ -256,22 +258,26 @@ def _data(value: Any) -> Any:
     return value
 
 
-def referenced_names(expression: str) -> tuple[set[str], set[str]]:
+@lru_cache(maxsize=4096)
+def referenced_names(expression: str) -> tuple[frozenset[str], frozenset[str]]:
     """The context names an expression reads, and the ``vars.X`` variables it reads.
+
+    Parsed once per process and expression: every journey the worker starts or replays asks it of each of its
+    map's expressions (which steps read the profile), and jinja2 compiles the whole tree to find the names.
 
     Raises :class:`ExpressionError` when the expression does not parse.
     """
     try:
         tree = _ENV.parse("{{ (" + expression + ") }}")
         # Finding the names compiles the tree, which also fails on an unknown filter or test.
-        names = set(meta.find_undeclared_variables(tree)) - set(FUNCTIONS)
+        names = frozenset(meta.find_undeclared_variables(tree)) - set(FUNCTIONS)
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"{expression!r} is not a valid expression: {exc.message}") from exc
     except RecursionError as exc:
         raise ExpressionError(f"{expression!r} is nested too deeply") from exc
     except Exception as exc:  # constant parts are folded while compiling (see _compiled)
         raise ExpressionError(f"{expression!r}: {exc}") from exc
-    return names, variables_read(tree)
+    return names, frozenset(variables_read(tree))
 
 
 def variables_read(tree: nodes.Node) -> set[str]:

@@ -10,8 +10,8 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.delivery import DeliveryActivities
 from activities.links import customer_links
@@ -24,22 +24,16 @@ from audiences.membership import Audiences
 from journeymap.preferences import load_preferences
 from journeymap.template_reads import register_folder
 from runtime.settings import Settings
+from workers.sandbox import JourneySandbox, journey_sandbox
 from workflows.journey import JourneyWorkflow
 from workflows.segments import SegmentRefreshWorkflow
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox for journey workflows, shared by workers and replayers so both run the code alike.
-
-    jinja2 compiles expressions lazily and imports its runtime then; passing it (and the contracts and the map
-    language, pure code) through the sandbox keeps that import outside and lets every workflow share the compile
-    cache.
-    """
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "jinja2", "markupsafe", "contracts", "journeymap"
-        )
-    )
+def workflow_runner(data_converter: DataConverter | None = None) -> JourneySandbox:
+    """The sandbox for journey workflows, shared by workers and replayers so both run the code alike
+    (:mod:`workers.sandbox`); ``data_converter`` is the one the workflows' payloads go through (by default
+    ``runtime.connection.DATA_CONVERTER``)."""
+    return journey_sandbox(data_converter)
 
 
 @asynccontextmanager
@@ -89,7 +83,7 @@ async def journey_worker(
                     segments.refresh_segments,
                 ],
                 activity_executor=executor,
-                workflow_runner=workflow_runner() if sandboxed else UnsandboxedWorkflowRunner(),
+                workflow_runner=workflow_runner(client.data_converter) if sandboxed else UnsandboxedWorkflowRunner(),
                 max_cached_workflows=settings.worker_max_cached_workflows,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
             )
