@@ -21,6 +21,7 @@ from activities.segments import Announce, SegmentActivities
 from activities.webhooks import WebhookActivities
 from audiences.definitions import load_segments
 from audiences.membership import Audiences
+from audiences.scores import load_scores, scores_beside
 from journeymap.preferences import load_preferences
 from journeymap.template_reads import register_folder
 from runtime.settings import Settings
@@ -68,7 +69,7 @@ async def journey_worker(
             links=customer_links(settings),
             preferences=load_preferences(settings.preferences_file),
         )
-        profiles = ProfileActivities(engine)
+        profiles = ProfileActivities(engine, load_scores(scores_beside(settings.segments_dir)))
         webhooks = WebhookActivities(http)
         with ThreadPoolExecutor(max_workers=16) as executor:
             worker = Worker(
