@@ -34,6 +34,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from audiences.jsonsql import json_number
 from audiences.scores import GROUPS, CustomerValue, LeadScore, ScoreDefinition, group_of_cell
+from contracts.errors import UsageError
 from storage.tables import Customer, Event
 
 CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
@@ -337,8 +338,21 @@ def explain(
     return found
 
 
+class UnknownCustomer(UsageError):
+    """Scores asked of a customer with no profile and no event: a typo, not a zero (the API answers 404)."""
+
+
+def explain_customer(
+    connection: Connection, scores: dict[str, ScoreDefinition], customer_id: str, now: datetime
+) -> list[LeadScoreExplained | Rfm]:
+    """:func:`explain`, for a customer who exists; raises :class:`UnknownCustomer` otherwise."""
+    if not known_customer(connection, customer_id):
+        raise UnknownCustomer(f"no customer {customer_id!r}: no profile and no event")
+    return explain(connection, scores, customer_id, now)
+
+
 def known_customer(connection: Connection, customer_id: str) -> bool:
-    """Whether the customer has a profile or an event: a score of nobody is a typo, not a zero."""
+    """Whether the customer has a profile or an event."""
     for table in (CUSTOMER, EVENT):
         column = table.c.id if table is CUSTOMER else table.c.customer_id
         if connection.execute(select(literal(1)).select_from(table).where(column == customer_id).limit(1)).first():

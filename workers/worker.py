@@ -55,9 +55,10 @@ async def journey_worker(
 
     ``announce`` routes the segment changes a refresh finds to journeys (the starter's
     ``JourneyClient.send_event``: routing lives above this floor); without it they are recorded, not routed.
-    Raises ``MapValidationError`` when a segment definition is not valid.
+    Raises ``MapValidationError`` when a segment or score definition is not valid.
     """
-    segments = SegmentActivities(engine, Audiences(load_segments(settings.segments_dir)), announce)
+    scores = load_scores(scores_beside(settings.segments_dir))
+    segments = SegmentActivities(engine, Audiences(load_segments(settings.segments_dir, scores=scores)), announce)
     # Sends carry only what their template reads (journeymap.template_reads): the templates this worker renders.
     register_folder(settings.templates_dir, task_queue or settings.task_queue)
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
@@ -69,7 +70,7 @@ async def journey_worker(
             links=customer_links(settings),
             preferences=load_preferences(settings.preferences_file),
         )
-        profiles = ProfileActivities(engine, load_scores(scores_beside(settings.segments_dir)))
+        profiles = ProfileActivities(engine, scores)
         webhooks = WebhookActivities(http)
         with ThreadPoolExecutor(max_workers=16) as executor:
             worker = Worker(

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 
 from audiences.scores import LeadScore, ScoreDefinition, load_scores, scores_beside
-from audiences.scoring import LeadScoreExplained, Rfm, explain, known_customer
+from audiences.scoring import LeadScoreExplained, Rfm, explain_customer
 from contracts.errors import UsageError
 from journeymap.durations import format_duration
 from journeymap.suggest import did_you_mean
@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with engine.connect() as connection:
             started = time.perf_counter()
-            if not known_customer(connection, args.customer):
-                raise UsageError(f"no customer {args.customer!r}: no profile and no event")
-            found = explain(connection, scores, args.customer, now)
+            found = explain_customer(connection, scores, args.customer, now)
             took = time.perf_counter() - started
     finally:
         engine.dispose()
