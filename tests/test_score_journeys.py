@@ -1,7 +1,7 @@
 """The shipped hot-leads example end to end (time-skipping server, SQLite and PostgreSQL): events on the API's
 path raise a customer's lead score over 50, she enters ``hot_leads``, ``segment_entered.hot_leads`` starts the
-shipped ``hot_leads_crm`` map, and its webhook reaches a real local CRM endpoint with her score, read by the
-load_profile activity. A customer below the threshold starts nothing."""
+shipped ``hot_leads_crm`` map, and its signed webhook reaches a real local CRM endpoint with her score, read by
+the load_profile activity; a template reads the scores too. A customer below the threshold starts nothing."""
 
 from __future__ import annotations
 
@@ -17,14 +17,18 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.channels.webhook_channel import SIGNATURE_HEADER, verify_signature
 from audiences.definitions import load_segments
 from audiences.membership import Audiences
 from contracts.ids import journey_workflow_id
+from runtime.settings import DeliverySettings
 from starter.api.ingestion import Ingestion
 from starter.api.models import IdentifyMessage, TrackMessage
 from starter.api.services import ApiServices
 from testkit import JourneyEnvironment
 from testkit.harness import ROOT
+
+SECRET = "crm-secret"
 
 
 HELLO = """
@@ -55,8 +59,9 @@ def crm() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            received.append({"path": self.path, "body": body})
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            signed = verify_signature(SECRET, self.headers[SIGNATURE_HEADER], raw)
+            received.append({"path": self.path, "body": json.loads(raw), "signed": signed})
             self.send_response(204)
             self.end_headers()
 
@@ -74,17 +79,16 @@ def crm() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         thread.join()
 
 
-def _shipped(tmp_path: Path, crm_url: str) -> Path:
-    """The shipped map, scores and segment, with the CRM's address pointed at the local endpoint."""
+def _shipped(tmp_path: Path) -> Path:
+    """The shipped map, its template, the scores and the segment."""
     folder = tmp_path / "journeys"
     (folder / "templates").mkdir(parents=True)
     shutil.copy(ROOT / "journeys" / "events.yaml", folder)
     shutil.copytree(ROOT / "journeys" / "scores", folder / "scores")
     (folder / "segments").mkdir()
     shutil.copy(ROOT / "journeys" / "segments" / "hot_leads.yaml", folder / "segments")
-    crm_map = (ROOT / "journeys" / "hot_leads_crm.yaml").read_text()
-    assert "https://crm.example.com/hooks/hot-lead" in crm_map
-    (folder / "hot_leads_crm.yaml").write_text(crm_map.replace("https://crm.example.com", crm_url))
+    shutil.copy(ROOT / "journeys" / "hot_leads_crm.yaml", folder)
+    shutil.copy(ROOT / "journeys" / "templates" / "hot_lead_crm.yaml", folder / "templates")
     (folder / "hot_leads_hello.yaml").write_text(HELLO)
     (folder / "templates" / "hot_hello.yaml").write_text(HELLO_TEMPLATE)
     return folder
@@ -94,9 +98,12 @@ async def test_a_hot_lead_is_handed_to_the_crm(
     time_env: WorkflowEnvironment, tmp_path: Path, database_url: str, crm: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, received = crm
-    folder = _shipped(tmp_path, url)
+    folder = _shipped(tmp_path)
     queue = f"scores-{uuid.uuid4().hex[:8]}"
-    async with JourneyEnvironment.start(folder, env=time_env, database_url=database_url, task_queue=queue) as system:
+    crm_channel = DeliverySettings(webhook_provider="http", webhook_url=f"{url}/hooks/hot-lead", webhook_secret=SECRET)
+    async with JourneyEnvironment.start(
+        folder, env=time_env, database_url=database_url, task_queue=queue, delivery=crm_channel
+    ) as system:
         services = ApiServices(system.journeys, system.engine, audiences=Audiences(load_segments(folder / "segments")))
         ingestion = Ingestion(lambda: services)
         for journey in ("hot_leads_crm", "hot_leads_hello"):
@@ -115,12 +122,14 @@ async def test_a_hot_lead_is_handed_to_the_crm(
         # It went through its one step and rests in its 30-day cooldown: no second hand-over within a month.
         assert state is not None and (state.status, state.end_reason) == ("cooldown", "reached the end")
         [call] = received
-        assert call["path"] == "/hooks/hot-lead"
-        assert call["body"]["customer_id"] == "ann"
-        assert call["body"]["lead_score"] == pytest.approx(70.0, abs=0.1)  # decayed by the seconds since
-        assert call["body"]["customer_value"] is None  # no purchase yet: no RFM group
+        assert (call["path"], call["signed"]) == ("/hooks/hot-lead", True)
+        body = call["body"]
+        assert (body["customer_id"], body["template"], body["journey"]) == ("ann", "hot_lead_crm", "hot_leads_crm")
+        scores = body["content"]["scores"]
+        assert scores["lead_score"] == pytest.approx(70.0, abs=0.1)  # decayed by the seconds since
+        assert scores["customer_value"]["group"] is None  # no purchase yet: no RFM group
         await system.rest(journey_workflow_id("hot_leads_hello", "ann"))
-        [hello] = system.sends("ann")
+        [hello] = [row for row in system.sends("ann") if row.template == "hot_hello"]
         assert (hello.content["subject"], hello.content["text"]) == ("a score of 70", "group: none yet")
 
         # bob only looked at the prices: 10 points, nothing starts.
