@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,3 +260,31 @@ def test_bad_definitions_are_refused_with_their_place() -> None:
 
 def test_the_types_of_the_definitions() -> None:
     assert isinstance(LEAD, LeadScore) and isinstance(VALUE, CustomerValue)
+
+
+def test_decay_is_the_same_on_a_sqlite_without_math_functions(tmp_path: Path) -> None:
+    """A SQLite built without its math functions gets ``power`` from storage.engine: the same decay. (Here the
+    built-in is overridden by the registered one, as on such a build it would be the only one.)"""
+    from sqlalchemy import event
+
+    from storage.engine import _power
+
+    calls: list[tuple[float, float]] = []
+
+    def registered(base: float, exponent: float) -> float | None:
+        calls.append((base, exponent))
+        return _power(base, exponent)
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    event.listen(engine, "connect", lambda dbapi, _: dbapi.create_function("power", 2, registered))
+    engine.dispose()  # connections made from now on carry the registered function
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Event.__table__),  # type: ignore[attr-defined]
+            [_event(1, "ann", "demo_requested", 10, {}), _event(2, "ann", "pricing_viewed", 30, {})],
+        )
+        assert connection.exec_driver_sql("SELECT power(0.5, 2)").scalar() == 0.25
+        calls.clear()
+        assert explain_lead_score(connection, LEAD, "ann", NOW).total == pytest.approx(20 + 1.25)
+        assert calls  # the registered function did the decaying
+    engine.dispose()

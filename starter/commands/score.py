@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC, to the second; a naive moment (a driver's) is UTC already, never the machine's local time."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _print_lead_score(item: LeadScoreExplained, definition: LeadScore) -> None:
