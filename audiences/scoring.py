@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, Table, and_, case, cast, exists, func, literal, or_, select
+from sqlalchemy import Float, Integer, Table, and_, case, cast, exists, func, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -164,7 +164,7 @@ def rfm_columns(value: CustomerValue, event: Table, now: datetime) -> RfmColumns
     frequency = _scored([(purchases >= bound, 5 - i) for i, bound in enumerate(reversed(spec.frequency))])
     monetary = _scored([(money >= literal(bound, Float()), 5 - i) for i, bound in enumerate(reversed(spec.monetary))])
     fm = cast((frequency + monetary + _int(1)) // _int(2), Integer())  # the mean, rounded half up: fm_score
-    cells = {r * 10 + f: group_of_cell(r, f) for r in range(1, 6) for f in range(1, 6)}
+    cells = {r * 10 + m: group_of_cell(r, m) for r in range(1, 6) for m in range(1, 6)}  # recency, fm
     group = case(cells, value=recency * _int(10) + fm)
     return RfmColumns(last, purchases, money, recency, frequency, monetary, group)
 
@@ -177,8 +177,9 @@ def rfm_group_in(value: CustomerValue, groups: list[str], customer: Table, now: 
         select(literal(1))
         .select_from(event)
         .where(event.c.customer_id == customer.c.id, *purchase_filters(value, event, now))
-        .group_by(event.c.customer_id)  # one group; SQLite before 3.39 allows HAVING only after a GROUP BY
-        .having(and_(func.count() > 0, or_(*(columns.group == name for name in groups))))
+        # One group. SQLite refuses a HAVING without GROUP BY when the columns selected aggregate nothing.
+        .group_by(event.c.customer_id)
+        .having(and_(func.count() > 0, columns.group.in_(groups)))
     )
 
 

@@ -45,6 +45,8 @@ class ScoreCondition(ConditionModel):
             raise ValueError(f"compare the score: give {', '.join(BOUNDS)} (a lead score) or group (a customer value)")
         if self.group is not None and bounds:
             raise ValueError("give a group (a customer value) or bounds (a lead score), not both")
+        if self.group == []:
+            raise ValueError("group lists no RFM group: nobody would match")
         return self
 
     @property
