@@ -100,6 +100,7 @@ def build_providers(http: httpx.AsyncClient | None, settings: DeliverySettings) 
 _SCAN = Environment()
 """Parses a template's parts to see which names they read (never renders)."""
 
+
 class DeliveryActivities:
     """Built once per worker with its dependencies; ``send_message`` is the activity journeys call."""
 

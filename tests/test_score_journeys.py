@@ -49,7 +49,7 @@ email:
   subject: "a score of {{ scores.lead_score | round | int }}"
   text: "group: {{ scores.customer_value.group or 'none yet' }}"
 """
-"""A template reads the computed traits as the journey read them with the profile."""
+"""A template reads the computed traits: its send computes them (the map's expressions never read them)."""
 
 
 @pytest.fixture
@@ -125,9 +125,9 @@ async def test_a_hot_lead_is_handed_to_the_crm(
         assert (call["path"], call["signed"]) == ("/hooks/hot-lead", True)
         body = call["body"]
         assert (body["customer_id"], body["template"], body["journey"]) == ("ann", "hot_lead_crm", "hot_leads_crm")
-        scores = body["content"]["scores"]
-        assert scores["lead_score"] == pytest.approx(70.0, abs=0.1)  # decayed by the seconds since
-        assert scores["customer_value"]["group"] is None  # no purchase yet: no RFM group
+        handed = body["content"]["vars"]
+        assert handed["lead_score"] == pytest.approx(70.0, abs=0.1)  # decayed by the seconds since
+        assert handed["customer_value"] is None  # no purchase yet: no RFM group
         await system.rest(journey_workflow_id("hot_leads_hello", "ann"))
         [hello] = [row for row in system.sends("ann") if row.template == "hot_hello"]
         assert (hello.content["subject"], hello.content["text"]) == ("a score of 70", "group: none yet")

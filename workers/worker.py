@@ -69,6 +69,7 @@ async def journey_worker(
             settings=settings.delivery,
             links=customer_links(settings),
             preferences=load_preferences(settings.preferences_file),
+            scores=scores,
         )
         profiles = ProfileActivities(engine, scores)
         webhooks = WebhookActivities(http)
