@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import httpx
+from jinja2 import Environment, meta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
@@ -58,9 +59,12 @@ from activities.decision import Profile, Rendered, Rules, channel_order, goes_on
 from activities.ledger import Draft, Ledger, Ready
 from activities.links import CustomerLinks, ephemeral_links, reference_for
 from activities.rendering import TemplateRenderer, sms_segments
+from audiences.scores import ScoreDefinition
+from audiences.scoring import computed_traits
 from contracts.activities import ChannelOutcome, SendMessageInput, SendMessageResult
 from contracts.errors import ConfigurationError
 from journeymap.preferences import PreferenceCatalog
+from journeymap.templates import template_texts
 from runtime.settings import DeliverySettings
 
 
@@ -93,6 +97,10 @@ def build_providers(http: httpx.AsyncClient | None, settings: DeliverySettings) 
     return providers
 
 
+_SCAN = Environment()
+"""Parses a template's parts to see which names they read (never renders)."""
+
+
 class DeliveryActivities:
     """Built once per worker with its dependencies; ``send_message`` is the activity journeys call."""
 
@@ -107,12 +115,15 @@ class DeliveryActivities:
         clock: Callable[[], datetime] | None = None,
         links: CustomerLinks | None = None,
         preferences: PreferenceCatalog | None = None,
+        scores: Mapping[str, ScoreDefinition] | None = None,
     ) -> None:
         """``providers`` and ``clock`` are seams for tests; by default they come from ``settings``, and the
         clock is the later of the wall clock and the server's time for the attempt (see :func:`_now`).
         ``links`` signs the customer's links: a worker passes the deployment's (``workers/worker.py``), so the
         API verifies them; without it they are signed with a key of this process alone (tests, tools).
-        ``preferences`` is the brand's catalog, whose topics a template may belong to."""
+        ``preferences`` is the brand's catalog, whose topics a template may belong to. ``scores`` are the
+        deployment's computed traits (``journeys/scores/``): a template that reads ``scores`` gets them computed
+        at its send, fresh, as the profile is."""
         self._clock = clock or _now
         self._engine = engine
         self._renderer = renderer
@@ -121,6 +132,8 @@ class DeliveryActivities:
         self._ledger = Ledger(engine, Rules.from_settings(self._settings))
         self._links = links or ephemeral_links()
         self._catalog = preferences or PreferenceCatalog()
+        self._scores = dict(scores or {})
+        self._reads_scores: dict[tuple[str, str], bool] = {}
 
     @activity.defn(name="send_message")
     async def send_message(self, input: SendMessageInput) -> SendMessageResult:
@@ -197,6 +210,9 @@ class DeliveryActivities:
             return Rendered({"json": json.dumps(input.variables, default=str, sort_keys=True)})
         context = {**input.variables, "profile": profile.traits, **links.variables(channel)}
         try:
+            if self._scores and self._template_reads_scores(input.template, channel):
+                with self._engine.connect() as connection:
+                    context["scores"] = computed_traits(connection, self._scores, input.customer_id, datetime.now(UTC))
             content = self._renderer.render(input.template, channel, context, profile.locale)
         except ApplicationError as exc:
             return Rendered({}, str(exc))
@@ -208,6 +224,16 @@ class DeliveryActivities:
                     f"sms too long: {segments} segments ({encoding}), at most {self._settings.sms_max_segments}",
                 )
         return Rendered(content)
+
+    def _template_reads_scores(self, name: str, channel: str) -> bool:
+        """Whether the template's parts for ``channel`` name ``scores`` (then a send computes them: a query per
+        score, paid only by the templates that use them). Found once per template and channel."""
+        if (name, channel) not in self._reads_scores:
+            texts = [text for _, text in template_texts(self._renderer.template(name), [channel])]
+            self._reads_scores[(name, channel)] = any(
+                "scores" in meta.find_undeclared_variables(_SCAN.parse(text)) for text in texts
+            )
+        return self._reads_scores[(name, channel)]
 
     @staticmethod
     def _message(input: SendMessageInput, ready: Ready, profile: Profile, links: _SendLinks) -> OutgoingMessage:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from analytics.event_counts import event_counts_html
-from analytics.report import CohortSeries, FunnelStage, JourneyReport, Report, SplitResult, ValueRow
+from analytics.report import CohortSeries, FunnelStage, JourneyReport, Report, RfmGroupRow, SplitResult, ValueRow
 
 _PALETTE = ("#2563eb", "#db2777", "#16a34a", "#ea580c", "#7c3aed", "#0891b2", "#ca8a04", "#64748b")
 _STYLE = """
@@ -195,6 +195,25 @@ def _value_table(rows: list[ValueRow]) -> str:
     )
 
 
+def _rfm_html(rows: list[RfmGroupRow]) -> list[str]:
+    """Customer value by RFM group, one table per customer value defined (none when none is)."""
+    out: list[str] = []
+    for score in sorted({r.score for r in rows}):
+        out.append(f"<h2>Customer value by RFM group ({escape(score)})</h2>")
+        out.append(
+            _table(
+                ["group", "customers", "share", "revenue", "revenue / customer"],
+                [
+                    [escape(r.group), str(r.customers), _pct(r.share), _num(r.revenue), _num(r.revenue_per_customer)]
+                    for r in rows
+                    if r.score == score
+                ],
+                "value",
+            )
+        )
+    return out
+
+
 def render_html(report: Report, *, title: str = "Journeys report") -> str:
     """The whole page."""
     events = ", ".join(f"{escape(k)} {v:,}" for k, v in report.events.items()) or "none"
@@ -207,6 +226,7 @@ def render_html(report: Report, *, title: str = "Journeys report") -> str:
         "<h2>Customer value by variant and holdout</h2>",
         "<p class='muted'>Purchases after the customer's assignment to the variant.</p>",
         _value_table(report.value_by_variant),
+        *_rfm_html(report.value_by_rfm),
         "<h2>Value over time by cohort</h2>",
         "<p class='muted'>Cumulative revenue per customer, by the month customers were first seen.</p>",
         cohort_svg(report.cohorts),

@@ -20,10 +20,14 @@ Definitions (also in docs/analytics.md):
   days between a customer's consecutive purchases; by current lifecycle stage (the trait
   ``JOURNEYS_REPORT_STAGE_TRAIT``, default ``lifecycle_stage``), and by split variant counting only purchases
   after assignment.
+- *Customer value by RFM group*: for each customer value defined in ``journeys/scores/`` (``audiences.scores``),
+  the customers in each RFM group (champions ... lost) now, their revenue and revenue per customer, and their
+  share of all customers with a purchase; grouped twice by the database (``audiences.scoring.value_by_group``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
@@ -34,6 +38,8 @@ from analytics import aggregates
 from analytics.aggregates import Cohorts, Conventions, RunCounts, Value
 from analytics.event_counts import EventCounts
 from analytics.stats import newcombe_interval, wilson_interval
+from audiences.scores import CustomerValue, ScoreDefinition
+from audiences.scoring import value_by_group
 from journeymap import JourneyMap
 from journeymap.steps.send import SendStep
 from journeymap.steps.split import SplitStep
@@ -113,6 +119,17 @@ class ValueRow(BaseModel):
     median_days_between_purchases: float | None
 
 
+class RfmGroupRow(BaseModel):
+    score: str
+    """The customer value definition (``journeys/scores/<name>.yaml``)."""
+    group: str
+    customers: int
+    share: float
+    """Of the customers with a purchase (counted by this definition)."""
+    revenue: float
+    revenue_per_customer: float
+
+
 class CohortSeries(BaseModel):
     cohort: str
     """The month customers first appeared (``2026-03``)."""
@@ -127,6 +144,7 @@ class Report(BaseModel):
     value_by_stage: list[ValueRow]
     value_by_variant: list[ValueRow]
     cohorts: list[CohortSeries]
+    value_by_rfm: list[RfmGroupRow] = Field(default_factory=list)
     events: dict[str, int] = Field(default_factory=dict)
     event_contract: EventCounts | None = None
     """Events received by type against the tracking plan (``analytics.event_counts``), when the caller adds it."""
@@ -146,8 +164,10 @@ def build_report(
     *,
     confidence: float = 0.95,
     settings: ReportSettings | None = None,
+    scores: Mapping[str, ScoreDefinition] | None = None,
 ) -> Report:
-    """The whole report, counted by the database; ``settings`` default to the ``JOURNEYS_REPORT_*`` variables."""
+    """The whole report, counted by the database; ``settings`` default to the ``JOURNEYS_REPORT_*`` variables;
+    each customer value among ``scores`` adds its RFM groups."""
     settings = settings or ReportSettings()
     conventions = conventions_from(settings)
     with engine.connect() as connection:
@@ -155,7 +175,26 @@ def build_report(
             # One snapshot for every figure, and naive instants (stored, or in profiles) read as UTC.
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
-        return _build(connection, catalog, confidence, settings, conventions)
+        report = _build(connection, catalog, confidence, settings, conventions)
+        values = [s for _, s in sorted((scores or {}).items()) if isinstance(s, CustomerValue)]
+        rows = [row for value in values for row in _rfm_rows(connection, value, report.generated_at)]
+        return report.model_copy(update={"value_by_rfm": rows})
+
+
+def _rfm_rows(connection: Connection, value: CustomerValue, now: datetime) -> list[RfmGroupRow]:
+    found = value_by_group(connection, value, now)
+    everyone = sum(customers for _, customers, _ in found)
+    return [
+        RfmGroupRow(
+            score=value.name,
+            group=group,
+            customers=customers,
+            share=customers / everyone,
+            revenue=round(money, 2),
+            revenue_per_customer=round(money / customers, 2),
+        )
+        for group, customers, money in found
+    ]
 
 
 def _build(

@@ -126,14 +126,13 @@ class Comparison(FrozenModel):
                 parts.append(json_number(column, key).in_(numbers))
             return or_(*parts)
         number = json_number(column, key)
-        if op == "greater_than":
-            return number > value
-        if op == "less_than":
-            return number < value
-        if op == "at_least":
-            return number >= value
-        if op == "at_most":
-            return number <= value
+        if op in ("greater_than", "less_than", "at_least", "at_most"):
+            bound: float = value
+            if op == "greater_than":
+                return number > bound
+            if op == "less_than":
+                return number < bound
+            return number >= bound if op == "at_least" else number <= bound
         text = json_text(column, key)
         if op == "within":
             return and_(text >= _iso(now - value), text <= _iso(now))

@@ -16,7 +16,7 @@ not exist, when two share a name, or when segments reach themselves through ``in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from pydantic import Field, ValidationError
 
 from audiences.conditions import Condition, ConditionModel, Scope, kind_of, kinds, walk
 from audiences.conditions.consent import ConsentSpec
+from audiences.scores import ScoreDefinition, load_scores, scores_beside
 from journeymap.errors import MapError, MapValidationError
 from journeymap.fields import IDENTIFIER, FrozenModel
 from journeymap.loader import parse_yaml, read_text
@@ -138,9 +139,15 @@ def load_segment(path: Path) -> Segment:
     return parse_segment(parse_yaml(read_text(path), source=path.name), source=path.name)
 
 
-def check_segments(segments: dict[str, tuple[str, Segment]], *, lists: Iterable[str] | None = None) -> list[MapError]:
-    """Problems of meaning across a set of segments (name -> (file, segment)): unknown names, cycles."""
-    scope = Scope(frozenset(segments), None if lists is None else frozenset(lists))
+def check_segments(
+    segments: dict[str, tuple[str, Segment]],
+    *,
+    lists: Iterable[str] | None = None,
+    scores: Mapping[str, ScoreDefinition] | None = None,
+) -> list[MapError]:
+    """Problems of meaning across a set of segments (name -> (file, segment)): unknown names, cycles. A condition
+    on a computed trait keeps the definition of the score it names (``scores``)."""
+    scope = Scope(frozenset(segments), None if lists is None else frozenset(lists), dict(scores or {}))
     errors: list[MapError] = []
     for source, segment in segments.values():
         for path, condition in walk(segment.where):
@@ -195,13 +202,24 @@ def refresh_order(segments: dict[str, Segment]) -> list[str]:
     return done
 
 
-def load_segments(folder: Path, *, lists: Iterable[str] | None = None) -> dict[str, Segment]:
-    """Every ``*.yaml`` in ``folder`` by name (none when the folder does not exist); raises
-    :class:`MapValidationError` listing every problem of every file."""
-    return load_segment_files(sorted(folder.glob("*.yaml")) if folder.is_dir() else [], lists=lists)
+def load_segments(
+    folder: Path, *, lists: Iterable[str] | None = None, scores: Mapping[str, ScoreDefinition] | None = None
+) -> dict[str, Segment]:
+    """Every ``*.yaml`` in ``folder`` by name (none when the folder does not exist), with the scores of
+    ``scores/`` beside it unless ``scores`` are given; raises :class:`MapValidationError` listing every problem of
+    every file (a broken score file too)."""
+    if scores is None:
+        scores = load_scores(scores_beside(folder))
+    return load_segment_files(sorted(folder.glob("*.yaml")) if folder.is_dir() else [], lists=lists, scores=scores)
 
 
-def load_segment_files(paths: Iterable[Path], *, lists: Iterable[str] | None = None) -> dict[str, Segment]:
+def load_segment_files(
+    paths: Iterable[Path], *, lists: Iterable[str] | None = None, scores: Mapping[str, ScoreDefinition] | None = None
+) -> dict[str, Segment]:
+    """The segments of ``paths`` (checked together); ``scores`` default to those beside the first path's folder."""
+    paths = list(paths)
+    if scores is None:
+        scores = load_scores(scores_beside(paths[0].parent)) if paths else {}
     found: dict[str, tuple[str, Segment]] = {}
     errors: list[MapError] = []
     for path in paths:
@@ -216,7 +234,7 @@ def load_segment_files(paths: Iterable[Path], *, lists: Iterable[str] | None = N
             )
             continue
         found[segment.name] = (path.name, segment)
-    errors += check_segments(found, lists=lists)
+    errors += check_segments(found, lists=lists, scores=scores)
     if errors:
         raise MapValidationError(errors)
     return {name: segment for name, (_, segment) in found.items()}

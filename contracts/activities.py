@@ -78,6 +78,9 @@ class LoadProfileInput(Compact):
     more of a customer's data than the journey uses. None: every trait (runs recorded before asked so)."""
     segments: bool = True
     """Whether to look up the customer's segments (False when the map never reads ``segments``)."""
+    scores: bool = False
+    """Whether to compute the customer's computed traits (issue 15: lead scores, customer value), when the map's
+    expressions read ``scores``: a query per score, and their values in the history, only for maps that use them."""
 
 
 class LoadProfileResult(Compact):
@@ -85,6 +88,9 @@ class LoadProfileResult(Compact):
     """Traits the journey's conditions may read (``timezone`` and ``locale`` among them)."""
     segments: list[str] = Field(default_factory=list)
     """The segments the customer is in now (issue 15): ``segments`` in expressions."""
+    scores: dict[str, Any] = Field(default_factory=dict)
+    """The customer's computed traits now (issue 15): each lead score (a number) and customer value (its RFM
+    values and group) by name, ``scores`` in expressions."""
 
 
 class UpdateProfileInput(BaseModel):

@@ -91,6 +91,18 @@ def profile_reads(journey: JourneyMap) -> tuple[frozenset[str] | None, bool]:
     return frozenset(traits), segments
 
 
+def reads_scores(journey: JourneyMap) -> bool:
+    """Whether the map's expressions read ``scores`` (computed traits, issue 15): only then do its profile loads
+    compute them (a query per score) and bring them into its history."""
+    for _, expression, _ in _expressions(journey):
+        try:
+            if attributes_read(expression, "scores") != frozenset():
+                return True
+        except ExpressionError:
+            continue
+    return False
+
+
 def _expressions(journey: JourneyMap) -> Iterator[tuple[str, str, set[str]]]:
     """(path, expression, variables it may read) for every expression in the map."""
     declared = set(journey.variables)

@@ -30,6 +30,8 @@ CONTEXT_NAMES: dict[str, str] = {
     "journey": "facts about this run: name, customer_id, instance_key, entered_at",
     "now": "the current time (UTC), from the workflow clock",
     "segments": "names of the segments the customer is in (`'lapsed_customers' in segments`), read with the profile",
+    "scores": "computed traits by name, read with the profile: a lead score (`scores.lead_score >= 50`), a customer "
+    "value's RFM (`scores.customer_value.group == 'champions'`)",
 }
 
 

@@ -141,7 +141,8 @@ def check_template(
         where = ".".join(str(p) for p in first["loc"])
         return [MapError(source, path, f"template {name!r}: {file.name}: {where}: {first['msg']}")]
     errors: list[MapError] = []
-    # What a send gives its template (activities/delivery.py): the expression names but ``now`` and ``segments``.
+    # What a send gives its template (activities/delivery.py): the expression names but ``now`` and ``segments``
+    # (``scores`` are computed by the send itself when its template reads them).
     allowed = (set(CONTEXT_NAMES) - {"now", "segments"}) | set(FUNCTIONS) | LINK_NAMES
     for channel in channels:
         if not CHANNEL_PARTS[channel]:

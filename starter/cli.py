@@ -38,6 +38,7 @@ COMMANDS = (
     "diff",
     "check",
     "segments",
+    "score",
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,17 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    try:
+        cursor.execute("SELECT power(2, 0.5)")
+    except sqlite3.OperationalError:
+        # A SQLite built without its math functions (before 3.35, or without SQLITE_ENABLE_MATH_FUNCTIONS): lead
+        # scores decay with power(0.5, age / half-life) (audiences.scoring), so bring the one function they need.
+        connection.create_function("power", 2, _power, deterministic=True)
     cursor.close()
+
+
+def _power(base: float | None, exponent: float | None) -> float | None:
+    return None if base is None or exponent is None else math.pow(base, exponent)
 
 
 def make_engine(url: str, *, create: bool = True) -> Engine:

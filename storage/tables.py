@@ -120,6 +120,13 @@ class Event(SQLModel, table=True):
     computed from these rows, so they hold whatever the journeys did with the events.
     """
 
+    __table_args__ = (
+        # One customer's events of a type, by time: what segment conditions (``performed``) and scores (lead
+        # score, customer value) read for each customer. With only the one-column indexes, SQLite searches by
+        # ``type`` (every customer's orders) inside the per-customer subquery: quadratic in the audience.
+        Index("ix_event_customer_type_time", "customer_id", "type", "occurred_at"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(unique=True, max_length=200)
     customer_id: str = Field(index=True, max_length=200)

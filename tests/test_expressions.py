@@ -199,7 +199,7 @@ def test_check_expression() -> None:
         assert check_expression(f"{name} is defined", set()) is None
     assert check_expression("customer.age > 3", set()) == (
         "unknown name 'customer' in 'customer.age > 3'; expressions may use "
-        "event, journey, now, profile, segments, trigger, vars and date, days, days_between, hours()"
+        "event, journey, now, profile, scores, segments, trigger, vars and date, days, days_between, hours()"
     )
     assert check_expression("vars['b'] + 1", {"a"}) == (
         "unknown variable vars.b in \"vars['b'] + 1\"; declare it under `variables:`"

@@ -37,8 +37,8 @@ def _problems(folder: Path) -> list[str]:
     [
         (
             "name: a\nwhere: {perfomed: order_placed}\n",
-            "a.yaml: where: a condition needs exactly one of: trait, performed, consent, in_segment, in_list, all, "
-            "any, not; unknown 'perfomed' (did you mean 'performed'?)",
+            "a.yaml: where: a condition needs exactly one of: trait, performed, consent, in_segment, in_list, score, "
+            "all, any, not; unknown 'perfomed' (did you mean 'performed'?)",
         ),
         (
             "name: a\nwhere: {all: [{trait: plan, equal: gold}]}\n",
@@ -99,14 +99,16 @@ def test_two_segments_of_one_name_are_refused(tmp_path: Path) -> None:
 
 def test_the_shipped_segments_are_valid_and_say_what_they_depend_on() -> None:
     segments = load_segments(SEGMENTS)
-    assert set(segments) >= {"lapsed_customers", "flu_shot_audience"}
+    assert set(segments) >= {"lapsed_customers", "flu_shot_audience", "hot_leads", "champions"}
     lapsed = dependencies(segments["lapsed_customers"])
     assert lapsed.events == {"order_placed", "app_opened"}
     assert lapsed.changes_with_time and not lapsed.consent
     audiences = Audiences(segments)
-    assert audiences.for_event("order_placed") == ["lapsed_customers"]
+    # An order counts in the lead score and the customer value (journeys/scores/) as well.
+    assert audiences.for_event("order_placed") == ["champions", "hot_leads", "lapsed_customers"]
+    assert audiences.for_event("demo_requested") == ["hot_leads"]
     assert audiences.for_event("page_viewed") == []
-    assert set(audiences.scheduled()) == {"lapsed_customers", "flu_shot_audience"}
+    assert set(audiences.scheduled()) == {"lapsed_customers", "flu_shot_audience", "hot_leads", "champions"}
 
 
 def test_a_segment_is_re_checked_when_a_segment_it_reads_is(tmp_path: Path) -> None:

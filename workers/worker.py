@@ -21,6 +21,7 @@ from activities.segments import Announce, SegmentActivities
 from activities.webhooks import WebhookActivities
 from audiences.definitions import load_segments
 from audiences.membership import Audiences
+from audiences.scores import load_scores, scores_beside
 from journeymap.preferences import load_preferences
 from journeymap.template_reads import register_folder
 from runtime.settings import Settings
@@ -54,9 +55,10 @@ async def journey_worker(
 
     ``announce`` routes the segment changes a refresh finds to journeys (the starter's
     ``JourneyClient.send_event``: routing lives above this floor); without it they are recorded, not routed.
-    Raises ``MapValidationError`` when a segment definition is not valid.
+    Raises ``MapValidationError`` when a segment or score definition is not valid.
     """
-    segments = SegmentActivities(engine, Audiences(load_segments(settings.segments_dir)), announce)
+    scores = load_scores(scores_beside(settings.segments_dir))
+    segments = SegmentActivities(engine, Audiences(load_segments(settings.segments_dir, scores=scores)), announce)
     # Sends carry only what their template reads (journeymap.template_reads): the templates this worker renders.
     register_folder(settings.templates_dir, task_queue or settings.task_queue)
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
@@ -67,8 +69,9 @@ async def journey_worker(
             settings=settings.delivery,
             links=customer_links(settings),
             preferences=load_preferences(settings.preferences_file),
+            scores=scores,
         )
-        profiles = ProfileActivities(engine)
+        profiles = ProfileActivities(engine, scores)
         webhooks = WebhookActivities(http)
         with ThreadPoolExecutor(max_workers=16) as executor:
             worker = Worker(

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.events import JourneyEvent
     from contracts.ids import idempotency_key
     from contracts.journey import ENDED, Fault, JourneyResult, JourneySnapshot, ResumeInput, SendRecord, Status
-    from journeymap.checks import profile_reads
+    from journeymap.checks import profile_reads, reads_scores
     from journeymap.expressions import ExpressionError, evaluate, plain_value
     from journeymap.fields import ON_ERROR_MODES
     from journeymap.models import END, Cooldown, JourneyMap, Step
@@ -101,6 +101,7 @@ class JourneyWorkflow:
             customer_id=input.customer_id,
             traits=None if traits is None else sorted(traits | {"timezone"}),
             segments=segments,
+            scores=reads_scores(self._map),
         )
         self._resume: ResumeInput | None = None
         """An operator's decision for a faulted journey (the ``resume`` update), until the step takes it."""
@@ -161,6 +162,7 @@ class JourneyWorkflow:
         )
         self._state.profile = loaded.profile
         self._state.segments = loaded.segments
+        self._state.scores = loaded.scores
         self._state.profile_stale = False
         self._state.time_zone_read_at = workflow.now()
 
@@ -631,6 +633,7 @@ class JourneyWorkflow:
             "journey": self.journey_facts(),
             "now": workflow.now(),
             "segments": state.segments,
+            "scores": state.scores,
         }
 
     def journey_facts(self) -> dict[str, Any]:

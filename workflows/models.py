@@ -34,6 +34,8 @@ class JourneyState(BaseModel):
     profile: dict[str, Any] = Field(default_factory=dict)
     segments: list[str] = Field(default_factory=list)
     """The segments the customer was in when the profile was last read (``segments`` in expressions)."""
+    scores: dict[str, Any] = Field(default_factory=dict)
+    """The computed traits when the profile was last read (``scores`` in expressions): lead scores, RFM."""
     profile_stale: bool = False
     """Set when time has passed since the profile was read: a step that reads it reloads it first."""
     wait_until: datetime | None = None

@@ -18,7 +18,7 @@ from audiences.conditions.base import (
 )
 from journeymap.fields import import_kinds
 
-_DOCUMENTED = ("trait", "performed", "consent", "in_segment", "in_list", "all_of", "any_of", "negation")
+_DOCUMENTED = ("trait", "performed", "consent", "in_segment", "in_list", "score", "all_of", "any_of", "negation")
 import_kinds(__name__, __path__, _DOCUMENTED)
 
 __all__ = [

@@ -17,8 +17,8 @@ The model and the dependency hooks are pure functions of data. ``sql`` builds an
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -60,6 +60,8 @@ class Scope:
     segments: frozenset[str]
     lists: frozenset[str] | None = None
     """Static lists imported so far, when known (``journeys validate`` does not read the database)."""
+    scores: Mapping[str, Any] = field(default_factory=dict)
+    """The computed traits defined beside the segments (``audiences.scores``), by name."""
 
 
 @dataclass(frozen=True)

@@ -204,11 +204,10 @@ class StepKind(Generic[S]):
         return None
 
     def reads_profile(self, step: S) -> bool:
-        """Whether the step reads the profile (or the segments, loaded with it): after time has passed the
-        interpreter reloads it first."""
-        return any(
-            {"profile", "segments"} & referenced_names(expression)[0] for _, expression in self.expressions(step)
-        )
+        """Whether the step reads the profile (or the segments and scores, loaded with it): after time has passed
+        the interpreter reloads it first."""
+        loaded = {"profile", "segments", "scores"}
+        return any(loaded & referenced_names(expression)[0] for _, expression in self.expressions(step))
 
     def reads_only_time_zone(self, step: S) -> bool:
         """Whether the step reads the profile only for the customer's time zone (a local time of day). Such a

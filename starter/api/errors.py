@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from temporalio.service import RPCError
 
+from audiences.scoring import UnknownCustomer
 from contracts.errors import (
     AccessDenied,
     InputError,
@@ -38,6 +39,7 @@ STATUSES: dict[type[JourneysError], int] = {
     InputError: 400,
     AccessDenied: 401,
     NotConfigured: 404,  # nobody may use a part that is not set up, and it need not say more than "not here"
+    UnknownCustomer: 404,  # scores of a customer with no profile and no event
     BodyTooLarge: 413,
     EventRefused: 422,  # a well-formed message whose event breaks its declaration: as a malformed one
     UnavailableError: 503,

@@ -13,6 +13,7 @@ from temporalio.converter import PayloadCodec
 
 from audiences.definitions import load_segments
 from audiences.membership import Audiences
+from audiences.scores import ScoreDefinition, load_scores, scores_beside
 from runtime.connection import connect
 from runtime.settings import Settings
 from starter.api.bookkeeping import Bookkeeping
@@ -30,6 +31,8 @@ class ApiServices:
     """The payload codec the codec server applies; None when no key is configured."""
     audiences: Audiences = field(default_factory=lambda: Audiences({}))
     """The deployment's segments: the events and identifies that may change them re-check them."""
+    scores: dict[str, ScoreDefinition] = field(default_factory=dict)
+    """The deployment's computed traits (``journeys/scores/``), for ``GET /v1/customers/{id}/scores``."""
     bookkeeping: Bookkeeping = field(init=False)
     """The per-message database work, batched across requests: built from ``engine``."""
     contract: EventContract = field(init=False)
@@ -47,11 +50,12 @@ async def open_services(settings: Settings) -> AsyncIterator[ApiServices]:
     ``TemporalUnreachable``) and the database engine (raises ``SchemaBehind`` when the database needs
     ``journeys setup``)."""
     journeys = JourneyClient.from_settings(await connect(settings), settings)
-    audiences = Audiences(load_segments(settings.segments_dir))
+    scores = load_scores(scores_beside(settings.segments_dir))
+    audiences = Audiences(load_segments(settings.segments_dir, scores=scores))
     engine = make_engine(settings.database, create=False)
     try:
         check(engine)
-        yield ApiServices(journeys, engine, journeys.temporal.data_converter.payload_codec, audiences)
+        yield ApiServices(journeys, engine, journeys.temporal.data_converter.payload_codec, audiences, scores)
     finally:
         engine.dispose()
 

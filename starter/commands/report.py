@@ -1,4 +1,5 @@
-"""``journeys report``: per journey and step what happened, splits against their holdout, customer value.
+"""``journeys report``: per journey and step what happened, splits against their holdout, customer value (by
+lifecycle stage, variant, and RFM group of each customer value in ``journeys/scores/``).
 
 Writes the report as an HTML page (charts included, nothing fetched from the network) and, with ``--json``,
 prints it as JSON. Before reading, it asks the journeys for their current state (``--no-refresh`` skips that,
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from analytics import build_report, refresh_runs, render_html
 from analytics.event_counts import event_counts
+from audiences.scores import load_scores, scores_beside
 from journeymap import JourneyMap
 from runtime.connection import connect
 from runtime.settings import Settings
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_refresh:
             answered = asyncio.run(_refresh(settings, engine, catalog))
             print(f"refreshed {answered} journey states", file=sys.stderr)
-        report = build_report(engine, catalog, settings=settings.report)
+        scores = load_scores(scores_beside(settings.segments_dir))
+        report = build_report(engine, catalog, settings=settings.report, scores=scores)
         plan = load_plan(settings.journeys_dir, catalog)
         report = report.model_copy(update={"event_contract": event_counts(engine, plan)})
     finally:

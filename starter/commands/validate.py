@@ -3,8 +3,9 @@
 A file named ``events.yaml`` is the tracking plan (docs/events.md), checked as such; each map is checked against
 the ``events.yaml`` beside it and its own ``events:`` section. A file in a folder named ``segments`` is a segment
 definition (``audiences.definitions``); it is checked with the other segments of its folder, since a segment may
-read another (``in_segment``). A map that names a segment's events (``segment_entered.<segment>``) is checked
-against the segments in ``segments/`` beside it.
+read another (``in_segment``) and the scores in ``scores/`` beside it. A file in a folder named ``scores`` is a
+computed trait (``audiences.scores``: a lead score or a customer value). A map that names a segment's events
+(``segment_entered.<segment>``) is checked against the segments in ``segments/`` beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from audiences.definitions import check_map_segments, load_segment, load_segment_files
+from audiences.scores import load_score, read_scores, scores_beside
 from journeymap import MapError, MapValidationError, load_map
 from journeymap.events import EVENTS_FILE
 from journeymap.loader import events_file_beside, load_events_file
@@ -35,8 +37,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     failed = False
     segments = [path for path in args.files if path.parent.name == "segments"]
+    scores = [path for path in args.files if path.parent.name == "scores"]
     for path in args.files:
-        if path in segments:
+        if path in segments or path in scores:
             continue
         try:
             if path.name == EVENTS_FILE:
@@ -57,21 +60,40 @@ def run(args: argparse.Namespace) -> int:
         note = "" if declared else "; no events declared: the event API checks none"
         print(f"{path.name}: ok ({journey.name} v{journey.version}, {len(journey.steps)} steps{note})")
     # The brand's preference catalog beside the maps (``brand/preferences.yaml``), once per folder.
-    for folder in sorted({path.resolve().parent for path in args.files if path not in segments}):
+    for folder in sorted({path.resolve().parent for path in args.files if path not in segments + scores}):
         problems = check_preferences(folder / "brand" / "preferences.yaml", args.templates or folder / "templates")
         for problem in problems:
             print(problem, file=sys.stderr)
         failed |= bool(problems)
+    for folder in sorted({path.parent for path in scores}):
+        failed |= _validate_scores([path for path in scores if path.parent == folder])
     for folder in sorted({path.parent for path in segments}):
         failed |= _validate_segments(folder, [path for path in segments if path.parent == folder])
     return 1 if failed else 0
 
 
+def _validate_scores(paths: list[Path]) -> bool:
+    """Check score files (with the others of their folder: two may not share a name); True on a problem."""
+    folder = paths[0].parent
+    _, problems = read_scores(sorted(set(folder.glob("*.yaml")) | set(paths)))
+    names = {path.name for path in paths}
+    problems = [error for error in problems if error.source in names]
+    _report(problems)
+    bad = {error.source for error in problems}
+    for path in paths:
+        if path.name not in bad:
+            score = load_score(path)
+            print(f"{path.name}: ok ({score.describe()})")
+    return bool(problems)
+
+
 def _validate_segments(folder: Path, paths: list[Path]) -> bool:
     """Check ``paths`` among every segment of ``folder``; True when one of them has a problem."""
     names = {path.name for path in paths}
+    score_folder = scores_beside(folder)
+    scores, _ = read_scores(sorted(score_folder.glob("*.yaml")) if score_folder.is_dir() else [])
     try:
-        load_segment_files(sorted(set(folder.glob("*.yaml")) | set(paths)))
+        load_segment_files(sorted(set(folder.glob("*.yaml")) | set(paths)), scores=scores)
         problems: list[MapError] = []
     except MapValidationError as exc:
         problems = [error for error in exc.errors if error.source in names]
