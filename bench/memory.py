@@ -1,20 +1,22 @@
 """Worker memory: resident set size with N journeys waiting on timers, for several workflow-cache sizes.
 
-For each ``max_cached_workflows`` a ``journeys`` worker runs in its own process on a fresh task queue; N
-pharmacy journeys are started (each then waits on a 27-day timer) and, once every one is waiting, the worker's
-RSS is read. A pass of ``state`` queries over a sample then shows what a smaller cache costs: a query (or an
-event) for a journey evicted from the cache replays its history first.
+N pharmacy journeys are started on one task queue (each then waits on a 27-day timer) by a loading worker,
+which then stops. For each ``max_cached_workflows`` a fresh ``journeys worker`` runs on that queue in its own
+process, given the size as a deployment gives it (``JOURNEYS_WORKER_MAX_CACHED_WORKFLOWS``); the size printed
+is the one the worker reports at start (``worker_max_cached_workflows``), so a setting that does not reach the
+SDK shows. Its RSS is read idle, then once ``state`` queries have filled its cache (a query for a journey the
+worker does not hold replays its history into the cache, as the journey's next timer or event would): RSS
+grows with the journeys cached, min(cache, N), not with the journeys waiting, which live in Temporal. The query
+rates show what a miss costs (``replayed_queries_per_s``) against a hit (``cached_queries_per_s``).
 
-    python -m bench.memory [--journeys N] [--cache SIZE ...] [--quick] [--json FILE]
+    python -m bench.memory [--journeys N] [--cache SIZE ...] [--sample N] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import os
-import subprocess
+import json
 import sys
 import tempfile
 import time
@@ -23,36 +25,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
+from temporalio.client import WorkflowQueryFailedError
 
 from bench.common import PRAGMAS, dev_server, parser, report
+from bench.worker_process import SLOTS, journeys_worker
 from contracts.events import JourneyEvent
 from contracts.ids import journey_workflow_id
 from contracts.journey import JourneySnapshot
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
-from storage import make_engine
 from testkit.harness import ROOT
-
-
-def run_worker(cache: int) -> None:
-    """The worker process: ``journeys worker`` with the workflow cache size under test.
-
-    ``journey_worker`` takes no cache size (yet), so its ``Worker`` is given one here; everything else it
-    registers stays exactly what production runs.
-    """
-    import temporalio.worker
-
-    import workers.worker
-    from runtime.settings import Settings
-    from starter.commands.worker import serve
-
-    setattr(workers.worker, "Worker", functools.partial(temporalio.worker.Worker, max_cached_workflows=cache))  # noqa: B010
-    asyncio.run(serve(Settings()))
-
-
-def _rss_mib(process: psutil.Process) -> float:
-    return float(process.memory_info().rss) / 2**20
 
 
 async def _drive(count: int, concurrency: int, one: Any) -> None:
@@ -65,98 +47,121 @@ async def _drive(count: int, concurrency: int, one: Any) -> None:
     await asyncio.gather(*(lane() for _ in range(concurrency)))
 
 
-async def measure_one(env: Any, folder: Path, cache: int, journeys: int, sample: int) -> dict[str, Any]:
-    task_queue = f"bench-memory-{uuid.uuid4().hex[:8]}"
+LOADER_CACHE = 2_000
+"""The loading worker's cache; journeys are started in batches of half of it, so none is evicted mid-start."""
+
+
+async def load(env: Any, folder: Path, task_queue: str, journeys: int) -> list[str]:
+    """Start ``journeys`` pharmacy journeys on ``task_queue`` and return their workflow ids once all wait."""
     target = env.client.service_client.config.target_host
-    # `journeys setup`'s part: the worker refuses a database whose schema it has not upgraded.
-    make_engine(f"sqlite:///{folder / task_queue / 'journeys.db'}").dispose()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.memory", "--worker-process", str(cache)],
-        env={
-            **os.environ,
-            "JOURNEYS_TEMPORAL_ADDRESS": target,
-            "JOURNEYS_TASK_QUEUE": task_queue,
-            "JOURNEYS_DATA_DIR": str(folder / task_queue),
-        },
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / f"{task_queue}.log").open("wb"),
-    )
-    try:
-        worker = psutil.Process(process.pid)
-        # Started with the step searchable: the count of journeys waiting below reads their JourneyStatus.
-        client = JourneyClient(env.client, load_catalog(ROOT / "journeys"), task_queue=task_queue, search_by_step=True)
-        customers = [f"mem-{cache}-{task_queue[-8:]}-{i}" for i in range(journeys)]
-        filled = datetime.now(UTC).isoformat()
+    # Started with the step searchable: the count of journeys waiting below reads their JourneyStatus.
+    client = JourneyClient(env.client, load_catalog(ROOT / "journeys"), task_queue=task_queue, search_by_step=True)
+    customers = [f"mem-{task_queue[-8:]}-{i}" for i in range(journeys)]
+    filled = datetime.now(UTC).isoformat()
+    query = f"TaskQueue = '{task_queue}' AND JourneyStatus = 'waiting'"
 
-        async def start(index: int) -> None:
-            event = JourneyEvent(
-                id=uuid.uuid4().hex,
-                type="prescription_filled",
-                properties={"rx_id": "rx", "days_supply": 30, "refills_remaining": 1, "filled_at": filled},
-            )
-            await client.send_event(customers[index], event)
+    async def start(index: int) -> None:
+        event = JourneyEvent(
+            id=uuid.uuid4().hex,
+            type="prescription_filled",
+            properties={"rx_id": "rx", "days_supply": 30, "refills_remaining": 1, "filled_at": filled},
+        )
+        await client.send_event(customers[index], event)
 
-        await asyncio.sleep(3)
-        idle = _rss_mib(worker)
-        started = time.perf_counter()
-        await _drive(journeys, 64, start)
-        query = f"TaskQueue = '{task_queue}' AND JourneyStatus = 'waiting'"
-        waiting = 0
-        while time.perf_counter() - started < 1800:
-            waiting = (await env.client.count_workflows(query)).count
-            if waiting >= journeys:
-                break
-            if process.poll() is not None:
-                raise RuntimeError(f"the worker exited: {(folder / f'{task_queue}.log').read_text()[-2000:]}")
-            print(f"cache {cache}: {waiting}/{journeys} waiting", file=sys.stderr, flush=True)
-            await asyncio.sleep(1)
-        settled_in = time.perf_counter() - started
-        await asyncio.sleep(3)
-        loaded = _rss_mib(worker)
+    async with journeys_worker(
+        target, folder, task_queue, WORKER_MAX_CACHED_WORKFLOWS=str(LOADER_CACHE), **SLOTS
+    ) as worker:
+        batch = LOADER_CACHE // 2
+        for first in range(0, journeys, batch):
+            count = min(batch, journeys - first)
+            await _drive(count, 64, lambda i, first=first: start(first + i))
+            while (waiting := (await env.client.count_workflows(query)).count) < first + count:
+                worker.check_running()
+                print(f"{waiting}/{journeys} waiting", file=sys.stderr, flush=True)
+                await asyncio.sleep(1)
+    return [journey_workflow_id("pharmacy_refill", customer, "rx") for customer in customers]
+
+
+async def measure_one(
+    env: Any, folder: Path, task_queue: str, ids: list[str], cache: int, sample: int
+) -> dict[str, Any]:
+    """A fresh worker with ``cache`` places on the loaded queue: idle, then with its cache filled by queries."""
+    target = env.client.service_client.config.target_host
+    async with journeys_worker(target, folder, task_queue, WORKER_MAX_CACHED_WORKFLOWS=str(cache), **SLOTS) as worker:
+        if worker.max_cached_workflows != cache:
+            raise RuntimeError(f"asked for a cache of {cache} journeys, the worker runs {worker.max_cached_workflows}")
+
+        retried = 0
 
         async def ask(index: int) -> None:
-            handle = env.client.get_workflow_handle(journey_workflow_id("pharmacy_refill", customers[index], "rx"))
-            await handle.query("state", result_type=JourneySnapshot)
+            # On a starved core a replay can outlast the SDK's 2-second deadlock detector; the query then fails
+            # and is asked again (counted), as a caller would.
+            nonlocal retried
+            for attempt in range(5):
+                try:
+                    await env.client.get_workflow_handle(ids[index]).query("state", result_type=JourneySnapshot)
+                    return
+                except WorkflowQueryFailedError:
+                    if attempt == 4:
+                        raise
+                    retried += 1
 
-        # The sample is the journeys started first: with a cache smaller than N they are the ones evicted.
-        query_started = time.perf_counter()
-        await _drive(min(sample, journeys), 16, ask)
-        queries_per_s = min(sample, journeys) / (time.perf_counter() - query_started)
+        await asyncio.sleep(3)
+        idle = worker.rss_mib()
+        # A query for a journey the worker does not hold replays its history into the cache, exactly as its next
+        # timer or event would; the first min(cache, N) fill it.
+        fill = min(cache, len(ids))
+        began = time.perf_counter()
+        await _drive(fill, 16, ask)
+        replayed_per_s = fill / (time.perf_counter() - began)
+        worker.check_running()
+        await asyncio.sleep(3)
+        loaded = worker.rss_mib()
+        # The last ones filled are still cached: what a query (or an event) costs without a replay.
+        again = min(sample, fill)
+        began = time.perf_counter()
+        await _drive(again, 16, lambda i: ask(fill - again + i))
+        cached_per_s = again / (time.perf_counter() - began)
         return {
             "max_cached_workflows": cache,
-            "journeys_waiting": waiting,
+            "worker_max_cached_workflows": worker.max_cached_workflows,
+            "journeys_waiting": len(ids),
+            "cached": fill,
             "idle_rss_mib": idle,
             "rss_mib": loaded,
-            "kib_per_cached_journey": (loaded - idle) * 1024 / min(cache, journeys),
-            "start_and_settle_s": settled_in,
-            "queries_per_s": queries_per_s,
+            "kib_per_cached_journey": (loaded - idle) * 1024 / fill,
+            "replayed_queries_per_s": replayed_per_s,
+            "cached_queries_per_s": cached_per_s,
+            "queries_retried": retried,
         }
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
-async def measure(journeys: int, caches: list[int], sample: int) -> list[dict[str, Any]]:
+async def measure(journeys: int, caches: list[int], sample: int) -> tuple[float, list[dict[str, Any]]]:
     with tempfile.TemporaryDirectory() as tmp:
         async with dev_server(Path(tmp) / "temporal.db", PRAGMAS["wal"]) as env:
-            return [await measure_one(env, Path(tmp), cache, journeys, sample) for cache in caches]
+            task_queue = f"bench-memory-{uuid.uuid4().hex[:8]}"
+            began = time.perf_counter()
+            ids = await load(env, Path(tmp), task_queue, journeys)
+            starts_per_s = journeys / (time.perf_counter() - began)
+            rows = []
+            for cache in caches:
+                rows.append(await measure_one(env, Path(tmp), task_queue, ids, cache, sample))
+                print(f"row: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)  # a long run's rows so far
+            return starts_per_s, rows
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker-process":
-        run_worker(int(sys.argv[2]))
-        return
     args_parser: argparse.ArgumentParser = parser(__doc__ or "")
     args_parser.add_argument("--journeys", type=int, default=10_000)
     args_parser.add_argument("--cache", type=int, nargs="*", default=[100, 1000, 10_000])
-    args_parser.add_argument("--sample", type=int, default=500, help="state queries after settling")
+    args_parser.add_argument("--sample", type=int, default=500, help="queries of cached journeys")
     args = args_parser.parse_args()
     journeys, caches, sample = (100, [10, 1000], 50) if args.quick else (args.journeys, args.cache, args.sample)
-    rows = asyncio.run(measure(journeys, caches, sample))
+    starts_per_s, rows = asyncio.run(measure(journeys, caches, sample))
+    settings = {"journeys": journeys, "journey": "pharmacy_refill (27-day timer)", "sqlite": "wal"}
     report(
         "worker memory with journeys waiting on timers",
-        {"journeys": journeys, "journey": "pharmacy_refill (27-day timer)", "sqlite": "wal", "sample_queries": sample},
+        settings | {"cached_queries": sample, "started_and_settled_per_s": round(starts_per_s, 1)},
         rows,
         args.json,
     )

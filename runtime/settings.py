@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     worker_max_cached_workflows: int = 1000
     """Journeys kept in a worker's memory between events (about 0.2-0.3 MiB each, docs/benchmarks.md); one
     evicted from the cache is rebuilt by replaying its history when its next event or timer comes."""
+    worker_max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
+    """Workflow tasks a worker runs at once (the SDK's default, 100, when unset). A Python worker runs them on
+    one core: on a starved one, 100 at a time take longer than the server's 10-second task timeout and are run
+    again (docs/scaling.md); 10-20 keeps each task short."""
     worker_shutdown_seconds: float = 30.0
     """On SIGTERM a worker stops polling and gives activities in hand this long to finish."""
     search_by_step: bool = False

@@ -16,10 +16,11 @@ EXPECTED = {
     "ingest": {"path", "events_per_s", "ratio_to_raw", "cpu_ms_per_event"},
     "latency": {"p50_ms", "p95_ms", "p99_ms", "sent"},
     "cost": {"journey"},
-    "memory": {"max_cached_workflows", "rss_mib", "journeys_waiting"},
+    "memory": {"max_cached_workflows", "worker_max_cached_workflows", "rss_mib", "journeys_waiting", "cached"},
     "replay": {"histories_per_s", "failures"},
     "report": {"events", "report_s", "peak_rss_mib", "report_orders", "orders"},
     "simulate": {"seconds", "events", "messages", "skip_s", "route_s", "respond_s"},
+    "wakeup": {"journeys", "max_cached_workflows", "waiting_at_moment", "woken_per_s", "worker_cpu_ms_per_journey"},
 }
 
 
@@ -44,6 +45,14 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
     if name == "report":
         # The report counted every order the fill made, at each size.
         assert all(row["report_orders"] == row["orders"] > 0 for row in report["results"])
+    if name == "memory":
+        # Each row measured the cache size it prints: the one the worker reported running with, not a default.
+        assert [row["max_cached_workflows"] for row in report["results"]] == [10, 1000]
+        assert all(row["worker_max_cached_workflows"] == row["max_cached_workflows"] for row in report["results"])
+    if name == "wakeup":
+        # Every journey was waiting when the moment came, and every one completed after it.
+        [row] = report["results"]
+        assert row["waiting_at_moment"] == row["journeys"] and row["all_done_after_s"] > 0
     if name == "latency":
         assert report["results"][0]["sent"] == report["results"][0]["events"]
     if name == "ingest":

@@ -38,6 +38,7 @@ async def test_worker_runs_journeys_exports_metrics_and_stops_on_sigterm(
         "JOURNEYS_METRICS_PORT": str(metrics_port),
         "JOURNEYS_DELIVERY_TASK_QUEUE": f"{task_queue}-delivery",
         "JOURNEYS_DELIVERY_RATE_LIMITS": "sms=2,voice=0.5",
+        "JOURNEYS_WORKER_MAX_CACHED_WORKFLOWS": "7",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "starter.cli", "worker", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
@@ -50,6 +51,8 @@ async def test_worker_runs_journeys_exports_metrics_and_stops_on_sigterm(
             assert line, "worker exited:\n" + "".join(lines)
             lines.append(line.decode())
         assert f"{task_queue}-delivery-sms" in lines[-1]
+        # The cache size reached the SDK's worker (bench.memory prints the size from this line).
+        assert "(caching up to 7 journeys)" in lines[-1]
 
         journeys = JourneyClient(dev_env.client, load_catalog(ROOT / "journeys"), task_queue=task_queue)
         filled = (datetime.now(UTC) - timedelta(days=1)).isoformat()

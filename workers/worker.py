@@ -88,6 +88,7 @@ async def journey_worker(
                 activity_executor=executor,
                 workflow_runner=workflow_runner(client.data_converter) if sandboxed else UnsandboxedWorkflowRunner(),
                 max_cached_workflows=settings.worker_max_cached_workflows,
+                max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
                 graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
             )
             delivery_workers = [

@@ -52,11 +52,13 @@ async def serve(settings: Settings) -> None:
         check(engine)
         with stop_on_signals() as stop:
             journeys = JourneyClient.from_settings(client, settings)  # routes the segment changes a refresh finds
-            async with journey_worker(client, settings, engine, announce=journeys.send_event):
+            async with journey_worker(client, settings, engine, announce=journeys.send_event) as worker:
                 extra = sorted(delivery_queues(settings))
+                # The cache size as the worker holds it (not as configured): bench.memory reads it from this line.
                 log.info(
-                    "worker running on task queue %s%s%s",
+                    "worker running on task queue %s (caching up to %s journeys)%s%s",
                     settings.task_queue,
+                    worker.config().get("max_cached_workflows"),
                     f" and delivery queues {', '.join(extra)}" if extra else "",
                     f"; metrics on :{settings.metrics_port}/metrics" if runtime else "",
                 )
