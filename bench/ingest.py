@@ -347,7 +347,7 @@ async def measure(
             apis: dict[str, tuple[subprocess.Popen[bytes], KeepAliveClient]] = {}
             try:
                 if "api" in modes:
-                    wanted = [("api", None)]
+                    wanted: list[tuple[str, Path | None]] = [("api", None)]
                     if segments:
                         wanted.append(("api+segments", segments_folder(Path(tmp) / "segments", segments)))
                     for mode, journeys_dir in wanted:

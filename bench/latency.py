@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,7 @@ async def measure(rate: float, seconds: float, setting: str) -> list[dict[str, A
     return rows
 
 
-async def _at_rate(rate: float, items: list[str], one: Callable[[str], Awaitable[None]]) -> float:
+async def _at_rate(rate: float, items: list[str], one: Callable[[str], Coroutine[Any, Any, None]]) -> float:
     """``one(item)`` for each item, started at ``rate`` a second whatever the answers' pace; seconds taken."""
     started = time.perf_counter()
     tasks = []

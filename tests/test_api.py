@@ -366,6 +366,7 @@ def test_batch_groups_keep_one_persons_messages_together() -> None:
 
 async def test_a_client_gone_before_its_body_arrived_gets_nothing_done() -> None:
     """The lean path reads the whole body first: a disconnect means no answer and no message handled."""
+    from starter.api.auth import ApiKeys
     from starter.api.ingestion import Ingestion, IngestionPath
 
     def no_services() -> ApiServices:
@@ -382,8 +383,9 @@ async def test_a_client_gone_before_its_body_arrived_gets_nothing_done() -> None
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": [(b"content-type", b"application/json")]}
-    await IngestionPath(fastapi, Ingestion(no_services))(scope, receive, send)
+    headers = [(b"content-type", b"application/json"), (b"authorization", b"Bearer k1")]
+    scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": headers}
+    await IngestionPath(fastapi, Ingestion(no_services), ApiKeys(["k1"]), 1000)(scope, receive, send)
     assert sent == []
 
 

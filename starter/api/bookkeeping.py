@@ -33,7 +33,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from analytics.events import event_values, record_event
-from audiences.membership import Audiences, Change, Customers
+from audiences.membership import Audiences, Change
 from contracts.events import JourneyEvent
 from starter.api.batching import Batcher
 from starter.api.identities import ABSORBED, absorbed_ids, resolve_customer
@@ -288,8 +288,7 @@ class Bookkeeping:
                 who.setdefault(name, set()).add(h.customer_id)
         changes: list[Change] = []
         for name in (n for n in self._audiences.order if n in who):
-            customers = Customers(only=tuple(sorted(who[name])))
-            changes += self._audiences.refresh(connection, [name], now=now, customers=customers)
+            changes += self._audiences.recheck(connection, name, now=now, customers=sorted(who[name]))
         return changes
 
     def _record_one_by_one(self, handled: list[Handled], refusals: list[dict[str, Any]]) -> None:
