@@ -216,8 +216,8 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
 class JourneysApi(FastAPI):
     """The FastAPI app with :class:`~starter.api.ingestion.IngestionPath` in front of everything, Starlette's own
     middleware stack included: a JSON message to the three ingestion routes passes through none of it (its
-    error and telemetry wrappers, the send wrapper of each), which was a sixth of the event loop's CPU per event
-    (docs/benchmarks.md). ``front`` is set once the app is built; until then every request goes to FastAPI."""
+    error, telemetry and body-limit wrappers: about 6% of the event loop's samples in a py-spy profile,
+    docs/benchmarks.md). ``front`` is set once the app is built; until then every request goes to FastAPI."""
 
     front: ASGIApp | None = None
 

@@ -14,8 +14,9 @@ the duplicate it is.
 
 Segments (issue 15) stay current on this path at little cost: in the records' transaction, only the segments
 that count one of the batch's event types (or read one of an identify's traits) are re-checked, and only for the
-customers those messages are about (``audiences.membership``: two set-based statements per segment). A batch of
-event types no segment counts pays a dictionary look-up per message. The changes found go back to the caller,
+customers those messages are about (``audiences.membership``: two set-based statements per segment, built once
+per segment and run on the driver's cursor, ``Audiences.recheck``). A batch of event types no segment counts pays
+a dictionary look-up per message. The changes found go back to the caller,
 which routes them to journeys as ``segment_entered.<segment>``/``segment_exited.<segment>`` events.
 """
 

@@ -3,13 +3,16 @@
 :class:`Ingestion` is the one place a track or identify message becomes database rows and signals; the
 FastAPI routes in :mod:`starter.api.app` and :class:`IngestionPath` both call it.
 
-:class:`IngestionPath` answers ``POST /v1/track``, ``/v1/identify`` and ``/v1/batch`` with a JSON body as plain
-ASGI middleware, in front of FastAPI's routing, dependencies and response handling. Skipping those layers saved
-about 0.25 ms of CPU per event, a seventh of the API's, and on a host shared with the Temporal server that CPU
-is taken from the server (docs/benchmarks.md). It validates with the same models and answers with the same
-bodies and errors as the routes, which stay: they document the endpoints in the OpenAPI document, and answer
-what this path passes on (another content type, ``application/*+json`` among them, which FastAPI parses as
-JSON too; tests/test_api.py sends its messages both ways).
+:class:`IngestionPath` answers ``POST /v1/track``, ``/v1/identify`` and ``/v1/batch`` with a JSON body as the
+app's outermost layer, in front of FastAPI and Starlette's whole middleware stack (``JourneysApi`` in
+:mod:`starter.api.app`): it checks the key and the body's size itself, validates with the same models and
+answers with the same bodies and errors as the routes. Skipping FastAPI's routing, dependencies and response
+handling saved about 0.25 ms of CPU per event; Starlette's middleware around it (its error, telemetry and
+body-limit wrappers) held about 6% of the event loop's samples in a py-spy profile; on a host shared with the
+Temporal server that CPU is taken from the server (docs/benchmarks.md). The routes stay: they document
+the endpoints in the OpenAPI document, and answer what this path passes on (another content type,
+``application/*+json`` among them, which FastAPI parses as JSON too; a browser's request, for CORS;
+tests/test_api.py sends its messages both ways).
 
 A ``track`` message is judged against the tracking plan (:mod:`starter.api.contract`) before anything else: a
 refused one costs no database look-up and reaches no journey; a quarantined one is recorded apart.
