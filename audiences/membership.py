@@ -22,18 +22,34 @@ one open stay per customer and segment, so two refreshes racing cannot open two.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, String, and_, cast, exists, func, insert, literal, select, true, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import (
+    JSON,
+    Connection,
+    String,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from audiences.conditions import Query
 from audiences.definitions import Segment, dependencies, event_type, refresh_order
 from contracts.events import JourneyEvent
+from storage.driver import DriverStatement
 from storage.tables import Customer, Event, SegmentMembership
 
 CUSTOMER = Customer.__table__  # type: ignore[attr-defined]
@@ -97,6 +113,21 @@ def refresh(
     connection: Connection, segment: Segment, *, now: datetime, customers: Customers = EVERYONE
 ) -> list[Change]:
     """Bring ``segment``'s membership up to date for ``customers`` (in the caller's transaction)."""
+    entering, exiting, record_entered, record_exited = _statements(segment, now, customers.holds)
+    entered = connection.execute(entering).all()
+    exited = connection.execute(exiting).all()
+    if entered:
+        connection.execute(record_entered)
+    if exited:
+        connection.execute(record_exited)
+    return _changes(segment.name, now, entered, exited)
+
+
+def _statements(
+    segment: Segment, now: datetime, holds: Callable[[ColumnElement[Any]], ColumnElement[bool]]
+) -> tuple[Any, Any, Any, Any]:
+    """A refresh's four statements for the customers ``holds`` selects: open the stays of those who meet the
+    condition (``RETURNING`` them), close those of who no longer does, and record each kind of change as events."""
     condition = condition_sql(segment, now)
     stay = MEMBERSHIP.alias("stay")
     open_stay = exists(
@@ -105,39 +136,108 @@ def refresh(
         .where(stay.c.segment == segment.name, stay.c.customer_id == CUSTOMER.c.id, stay.c.exited_at.is_(None))
     )
     entering = select(literal(segment.name), CUSTOMER.c.id, literal(now, UTCDateTime())).where(
-        customers.holds(CUSTOMER.c.id), condition, ~open_stay
+        holds(CUSTOMER.c.id), condition, ~open_stay
     )
-    entered = connection.execute(
+    still = exists(select(1).select_from(CUSTOMER).where(CUSTOMER.c.id == MEMBERSHIP.c.customer_id, condition))
+    return (
         insert(MEMBERSHIP)
         .from_select(["segment", "customer_id", "entered_at"], entering)
-        .returning(MEMBERSHIP.c.id, MEMBERSHIP.c.customer_id)
-    ).all()
-    still = exists(select(1).select_from(CUSTOMER).where(CUSTOMER.c.id == MEMBERSHIP.c.customer_id, condition))
-    exited = connection.execute(
+        .returning(MEMBERSHIP.c.id, MEMBERSHIP.c.customer_id),
         update(MEMBERSHIP)
         .where(
             MEMBERSHIP.c.segment == segment.name,
             MEMBERSHIP.c.exited_at.is_(None),
-            customers.holds(MEMBERSHIP.c.customer_id),
+            holds(MEMBERSHIP.c.customer_id),
             ~still,
         )
         .values(exited_at=now)
-        .returning(MEMBERSHIP.c.id, MEMBERSHIP.c.customer_id)
-    ).all()
-    if entered:
-        _record(connection, segment.name, True, MEMBERSHIP.c.entered_at, now, customers)
-    if exited:
-        _record(connection, segment.name, False, MEMBERSHIP.c.exited_at, now, customers)
-    return [Change(segment.name, str(c), True, now, int(i)) for i, c in entered] + [
-        Change(segment.name, str(c), False, now, int(i)) for i, c in exited
+        .returning(MEMBERSHIP.c.id, MEMBERSHIP.c.customer_id),
+        _record(segment.name, True, MEMBERSHIP.c.entered_at, now, holds),
+        _record(segment.name, False, MEMBERSHIP.c.exited_at, now, holds),
+    )
+
+
+def _changes(segment: str, now: datetime, entered: Sequence[Any], exited: Sequence[Any]) -> list[Change]:
+    return [Change(segment, str(c), True, now, int(i)) for i, c in entered] + [
+        Change(segment, str(c), False, now, int(i)) for i, c in exited
     ]
 
 
+class _Prepared:
+    """One segment's refresh for the few customers of an event batch, built and compiled once per dialect and
+    run on the driver's cursor (:class:`storage.driver.DriverStatement`) with this batch's moment and customers.
+
+    Building the statements per batch cost ~650 us each in SQLAlchemy, against ~40 us for the database's work,
+    and an event of a type five segments count ran up to fifteen of them (docs/benchmarks.md). What changes from
+    one batch to the next is the customers (one expanding parameter) and the moment: every value that depends
+    on it is the moment itself or the moment less a fixed length (``within: 30d``), which is checked here by
+    building the statements at three moments; a segment whose values depend on the moment in any other way (a
+    date cut to the day, a text) is refreshed the ordinary way (:meth:`for_dialect` gives None).
+    """
+
+    _MOMENTS = (
+        datetime(2001, 2, 3, 4, 5, 6, 789000, tzinfo=UTC),
+        datetime(2001, 3, 7, 9, 11, 13, 17000, tzinfo=UTC),
+        datetime(2002, 5, 11, 17, 23, 29, 31000, tzinfo=UTC),
+    )
+
+    def __init__(self, name: str, statements: list[DriverStatement], shifts: list[dict[str, timedelta]]) -> None:
+        self.name = name
+        self._statements = statements
+        self._shifts = shifts
+        """Per statement: each parameter that moves with the moment, as its distance from it."""
+
+    @classmethod
+    def for_dialect(cls, segment: Segment, dialect: Dialect) -> _Prepared | None:
+        only: BindParameter[Any] = bindparam("only", expanding=True)
+        built = [
+            [DriverStatement(s, dialect, "only") for s in _statements(segment, moment, lambda c: c.in_(only))]
+            for moment in cls._MOMENTS
+        ]
+        first, *others = built
+        base = cls._MOMENTS[0]
+        shifts: list[dict[str, timedelta]] = []
+        for index, statement in enumerate(first):
+            moving: dict[str, timedelta] = {}
+            for name, value in statement.values.items():
+                for moment, other in zip(cls._MOMENTS[1:], others, strict=True):
+                    if other[index].sql != statement.sql or set(other[index].values) != set(statement.values):
+                        return None  # the moment changes the statement itself
+                    again = other[index].values[name]
+                    if again == value:
+                        continue
+                    if not (isinstance(value, datetime) and isinstance(again, datetime)):
+                        return None
+                    if again - moment != value - base:
+                        return None
+                    moving[name] = value - base
+            shifts.append(moving)
+        return cls(segment.name, first, shifts)
+
+    def refresh(self, connection: Connection, now: datetime, customers: Sequence[str]) -> list[Change]:
+        def run(index: int) -> list[tuple[Any, ...]]:
+            values = {name: now + shift for name, shift in self._shifts[index].items()}
+            return self._statements[index].rows(connection, values, customers)
+
+        entered = run(0)
+        exited = run(1)
+        if entered:
+            run(2)
+        if exited:
+            run(3)
+        return _changes(self.name, now, entered, exited)
+
+
 def _record(
-    connection: Connection, segment: str, entered: bool, when: Any, now: datetime, customers: Customers
-) -> None:
-    """The changes this refresh made as rows of the ``event`` table: the stays of ``customers`` it opened or closed
-    at ``now`` (the pages of one scheduled refresh share their ``now``, never their customers)."""
+    segment: str,
+    entered: bool,
+    when: Any,
+    now: datetime,
+    holds: Callable[[ColumnElement[Any]], ColumnElement[bool]],
+) -> Any:
+    """The changes a refresh made as rows of the ``event`` table: the stays of the customers ``holds`` selects
+    that it opened or closed at ``now`` (the pages of one scheduled refresh share their ``now``, never their
+    customers)."""
     moment = literal(now, UTCDateTime())
     kind = event_type(entered, segment)
     changed = select(
@@ -147,9 +247,9 @@ def _record(
         literal({"segment": segment}, JSON()),
         moment,
         moment,
-    ).where(MEMBERSHIP.c.segment == segment, when == now, customers.holds(MEMBERSHIP.c.customer_id))
+    ).where(MEMBERSHIP.c.segment == segment, when == now, holds(MEMBERSHIP.c.customer_id))
     columns = ["event_id", "customer_id", "type", "properties", "occurred_at", "recorded_at"]
-    connection.execute(insert(EVENT).from_select(columns, changed))
+    return insert(EVENT).from_select(columns, changed)
 
 
 class Audiences:
@@ -165,6 +265,7 @@ class Audiences:
                 self._readers.setdefault(other, set()).add(name)
         self.event_types = frozenset(e for found in self._dependencies.values() for e in found.events)
         """Every event type some segment counts: an event of another type re-checks nothing."""
+        self._prepared: dict[tuple[str, str], _Prepared | None] = {}
 
     def _with_readers(self, names: Iterable[str]) -> list[str]:
         """``names`` and every segment reading them (through ``in_segment``), in refresh order."""
@@ -210,6 +311,18 @@ class Audiences:
         for name in [n for n in self.order if n in set(names)]:
             changes += refresh(connection, self.segments[name], now=now, customers=customers)
         return changes
+
+    def recheck(self, connection: Connection, name: str, *, now: datetime, customers: Sequence[str]) -> list[Change]:
+        """:meth:`refresh` of one segment for the few ``customers`` an event batch is about (the event API's
+        path), with statements built once (:class:`_Prepared`) where the segment allows it."""
+        dialect = connection.dialect
+        key = (name, dialect.name)
+        if key not in self._prepared:
+            self._prepared[key] = _Prepared.for_dialect(self.segments[name], dialect)
+        prepared = self._prepared[key]
+        if prepared is None:
+            return refresh(connection, self.segments[name], now=now, customers=Customers(only=tuple(customers)))
+        return prepared.refresh(connection, now, customers)
 
 
 def page_end(connection: Connection, *, after: str | None, size: int) -> str | None:

@@ -25,7 +25,15 @@ is the figure to compare across runs and machines. On a host with few cores the 
 dev server, which is why the ratio to raw falls when it rises. ``api_loop_ms``, ``api_threads_ms`` and
 ``api_sdk_ms`` split the API's share by thread (:data:`API_THREADS`).
 
-    python -m bench.ingest [--customers N] [--concurrency C] [--rounds R] [--quick] [--json FILE]
+``--runs N`` repeats the whole measurement N times (each run its own dev server, the paths alternating within
+it), prints every run's rows and then one row per goal of issue 18 (and issue 15's segments line): the median
+and the worst run of each ratio, and whether the goal holds. ``--segments N`` adds a second API process whose
+journeys folder (a temporary copy of ``journeys/``) defines N segments that count the very events sent here,
+so every event re-checks them (``api+segments`` rows), measured in the same rounds. ``--modes`` chooses the
+paths (``journeys``, ``raw``, ``api``); the goals need ``raw`` and ``api``.
+
+    python -m bench.ingest [--customers N] [--concurrency C] [--rounds R] [--runs N] [--segments N]
+        [--modes journeys raw api] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -186,12 +195,11 @@ class KeepAliveClient:
 class Paths:
     """The ways an event can go in, each a pair (start a journey, signal it) for customer number i."""
 
-    def __init__(self, client: Client, task_queue: str, api: str | None) -> None:
+    def __init__(self, client: Client, task_queue: str) -> None:
         self.client = client
         self.task_queue = task_queue
         self.catalog = load_catalog(ROOT / "journeys")
         self.journeys = JourneyClient(client, self.catalog, task_queue=task_queue)
-        self.api = KeepAliveClient(api) if api else None
 
     async def journeys_start(self, customer: str) -> None:
         await self.journeys.send_event(customer, _filled(customer))
@@ -229,18 +237,20 @@ class Paths:
             "properties": event.properties,
         }
 
-    async def api_start(self, customer: str) -> None:
-        assert self.api is not None
-        await self.api.post("/v1/track", self._track(customer, _filled(customer)))
+    def api_paths(self, api: KeepAliveClient) -> dict[str, Callable[[str], Awaitable[None]]]:
+        """``start`` and ``signal`` through one API process."""
 
-    async def api_signal(self, customer: str) -> None:
-        assert self.api is not None
-        await self.api.post("/v1/track", self._track(customer, _ordered(customer)))
+        async def start(customer: str) -> None:
+            await api.post("/v1/track", self._track(customer, _filled(customer)))
 
-    async def api_batch(self, customers: list[str], make: Callable[[str], JourneyEvent]) -> None:
-        assert self.api is not None
+        async def signal(customer: str) -> None:
+            await api.post("/v1/track", self._track(customer, _ordered(customer)))
+
+        return {"start": start, "signal": signal}
+
+    async def api_batch(self, api: KeepAliveClient, customers: list[str], make: Callable[[str], JourneyEvent]) -> None:
         body = {"batch": [self._track(c, make(c)) for c in customers]}
-        await self.api.post("/v1/batch", body)
+        await api.post("/v1/batch", body)
 
 
 def _each(send: Callable[[str], Awaitable[None]], customers: list[str]) -> Callable[[int], Awaitable[None]]:
@@ -248,13 +258,13 @@ def _each(send: Callable[[str], Awaitable[None]], customers: list[str]) -> Calla
 
 
 def _batches(
-    paths: Paths, groups: list[list[str]], make: Callable[[str], JourneyEvent]
+    paths: Paths, api: KeepAliveClient, groups: list[list[str]], make: Callable[[str], JourneyEvent]
 ) -> Callable[[int], Awaitable[None]]:
-    return lambda index: paths.api_batch(groups[index], make)
+    return lambda index: paths.api_batch(api, groups[index], make)
 
 
 def _start_api(
-    target: str, task_queue: str, data_dir: Path, workers: int = 1
+    target: str, task_queue: str, data_dir: Path, workers: int = 1, journeys_dir: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str] | None:
     """``journeys api`` in its own process(es), as deployed; None when this checkout has no API yet."""
     try:
@@ -272,6 +282,7 @@ def _start_api(
         "JOURNEYS_API_KEYS": API_KEY,
         "JOURNEYS_API_PORT": str(port),
         "JOURNEYS_API_WORKERS": str(workers),
+        **({"JOURNEYS_JOURNEYS_DIR": str(journeys_dir)} if journeys_dir is not None else {}),
     }
     command = [sys.executable, "-m", "starter.cli", "api"]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
@@ -289,73 +300,134 @@ def _start_api(
     return None
 
 
+SEGMENTS = {
+    "rx_active": "{performed: prescription_filled, within: 365d}",
+    "refill_ordered_recently": "{performed: refill_ordered, within: 30d}",
+    "frequent_refillers": "{performed: refill_ordered, within: 180d, at_least: 3}",
+    "filled_never_refilled": "{all: [{performed: prescription_filled}, {performed: refill_ordered, at_most: 0}]}",
+    "engaged_rx_customers": "{all: [{in_segment: rx_active}, {in_segment: refill_ordered_recently}]}",
+}
+"""Segments over the events this benchmark sends, so that every one of them re-checks some (a
+``prescription_filled`` three, a ``refill_ordered`` four): the cost of segments on the event path, not of
+segments the events cannot change. The first signal of each customer moves them in or out of three."""
+
+
+def segments_folder(folder: Path, count: int) -> Path:
+    """A copy of ``journeys/`` whose ``segments/`` holds the first ``count`` of :data:`SEGMENTS` (and nothing
+    else: the shipped two are left out), for an API process of its own."""
+    if not 0 < count <= len(SEGMENTS):
+        raise SystemExit(f"--segments: between 1 and {len(SEGMENTS)}, got {count}")
+    journeys_dir = folder / "journeys"
+    shutil.copytree(ROOT / "journeys", journeys_dir, ignore=shutil.ignore_patterns("segments", "scenarios"))
+    (journeys_dir / "segments").mkdir()
+    for name, where in list(SEGMENTS.items())[:count]:
+        text = f"name: {name}\ndescription: bench.ingest's segment {name}\nwhere: {where}\n"
+        (journeys_dir / "segments" / f"{name}.yaml").write_text(text)
+    return journeys_dir
+
+
 async def measure(
-    setting: str, customers: int, concurrency: int, rounds: int, batch: int, api_workers: int = 1
+    setting: str,
+    customers: int,
+    concurrency: int,
+    rounds: int,
+    batch: int,
+    api_workers: int = 1,
+    modes: list[str] | None = None,
+    segments: int = 0,
 ) -> list[dict[str, Any]]:
+    """One run: a dev server on a fresh SQLite file, ``rounds`` rounds of every mode (in alternating order)."""
+    modes = modes or ["journeys", "raw", "api"]
     with tempfile.TemporaryDirectory() as tmp:
         async with dev_server(Path(tmp) / "temporal.db", PRAGMAS[setting]) as env:
             task_queue = f"bench-ingest-{uuid.uuid4().hex[:8]}"
             target = env.client.service_client.config.target_host
-            api = _start_api(target, task_queue, Path(tmp), api_workers)
-            paths = Paths(env.client, task_queue, api[1] if api else None)
-            results: dict[str, list[float]] = {}
-            cpu: dict[str, list[float]] = {}
-            split: dict[str, dict[str, list[float]]] = {}
-            # Whose CPU an event costs: the raw and JourneyClient paths run in this process; the API path in
-            # the API's (one process: with --api-workers the children's CPU is not readable while they run).
-            api_pid = api[0].pid if api and api_workers == 1 else None
-
-            def cpu_now(mode: str) -> float | None:
-                if mode != "api":
-                    return _cpu_seconds(None)
-                return _cpu_seconds(api_pid) if api_pid is not None else None
-
-            async def measured(
-                path: str, mode: str, events: int, driving: Awaitable[float], per_request: float = 1
-            ) -> None:
-                """Record under ``path`` the events/s of ``driving`` (requests/s times ``per_request``) and the
-                CPU ``mode``'s process spent per event."""
-                threads_before = _api_thread_cpu(api_pid) if mode == "api" and api_pid is not None else None
-                before = cpu_now(mode)
-                rate = await driving
-                after = cpu_now(mode)
-                threads_after = _api_thread_cpu(api_pid) if threads_before is not None and api_pid else None
-                results.setdefault(path, []).append(rate * per_request)
-                if before is not None and after is not None:
-                    cpu.setdefault(path, []).append((after - before) * 1000 / events)
-                if threads_before is not None and threads_after is not None:
-                    for kind in API_THREADS:
-                        spent = (threads_after[kind] - threads_before[kind]) * 1000 / events
-                        split.setdefault(path, {}).setdefault(kind, []).append(spent)
-
+            paths = Paths(env.client, task_queue)
+            # Each API process, as deployed, with a database of its own: the plain one, and one with segments.
+            apis: dict[str, tuple[subprocess.Popen[bytes], KeepAliveClient]] = {}
             try:
-                modes = ["journeys", "raw"] + (["api"] if api else [])
-                for round_number in range(rounds):
-                    order = modes if round_number % 2 == 0 else list(reversed(modes))
-                    for mode in order:
-                        ids = [f"{mode}-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
-                        for kind, action in (("signal-with-start", "start"), ("signal", "signal")):
-                            send: Callable[[str], Awaitable[None]] = getattr(paths, f"{mode}_{action}")
-                            driving = _drive(customers, concurrency, _each(send, ids))
-                            await measured(f"{mode} {kind}", mode, customers, driving)
-                    if api:
-                        ids = [f"batch-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
-                        groups = [ids[i : i + batch] for i in range(0, len(ids), batch)]
-                        lanes = max(1, concurrency // batch)
-                        for label, make in (("signal-with-start", _filled), ("signal", _ordered)):
-                            driving = _drive(len(groups), lanes, _batches(paths, groups, make))
-                            path = f"api batch({batch}) {label}"
-                            await measured(path, "api", len(ids), driving, per_request=len(ids) / len(groups))
+                if "api" in modes:
+                    wanted: list[tuple[str, Path | None]] = [("api", None)]
+                    if segments:
+                        wanted.append(("api+segments", segments_folder(Path(tmp) / "segments", segments)))
+                    for mode, journeys_dir in wanted:
+                        data_dir = Path(tmp) / mode
+                        data_dir.mkdir()
+                        started = _start_api(target, task_queue, data_dir, api_workers, journeys_dir)
+                        if started is not None:
+                            apis[mode] = (started[0], KeepAliveClient(started[1]))
+                return await _rounds(paths, apis, setting, customers, concurrency, rounds, batch, api_workers, modes)
             finally:
-                if paths.api is not None:
-                    await paths.api.aclose()
-                if api:
-                    api[0].terminate()
-                    api[0].wait(10)
+                for process, client in apis.values():
+                    await client.aclose()
+                    process.terminate()
+                    process.wait(10)
+
+
+async def _rounds(
+    paths: Paths,
+    apis: dict[str, tuple[subprocess.Popen[bytes], KeepAliveClient]],
+    setting: str,
+    customers: int,
+    concurrency: int,
+    rounds: int,
+    batch: int,
+    api_workers: int,
+    modes: list[str],
+) -> list[dict[str, Any]]:
+    results: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    split: dict[str, dict[str, list[float]]] = {}
+
+    def api_pid(mode: str) -> int | None:
+        """Whose CPU an API event costs: one process (with --api-workers its children's is not readable)."""
+        return apis[mode][0].pid if mode in apis and api_workers == 1 else None
+
+    def cpu_now(mode: str) -> float | None:
+        if mode not in apis:
+            return _cpu_seconds(None)  # the raw and JourneyClient paths run in this process
+        pid = api_pid(mode)
+        return _cpu_seconds(pid) if pid is not None else None
+
+    async def measured(path: str, mode: str, events: int, driving: Awaitable[float], per_request: float = 1) -> None:
+        """Record under ``path`` the events/s of ``driving`` (requests/s times ``per_request``) and the CPU
+        ``mode``'s process spent per event."""
+        pid = api_pid(mode)
+        threads_before = _api_thread_cpu(pid) if pid is not None else None
+        before = cpu_now(mode)
+        rate = await driving
+        after = cpu_now(mode)
+        threads_after = _api_thread_cpu(pid) if threads_before is not None and pid is not None else None
+        results.setdefault(path, []).append(rate * per_request)
+        if before is not None and after is not None:
+            cpu.setdefault(path, []).append((after - before) * 1000 / events)
+        if threads_before is not None and threads_after is not None:
+            for kind in API_THREADS:
+                spent = (threads_after[kind] - threads_before[kind]) * 1000 / events
+                split.setdefault(path, {}).setdefault(kind, []).append(spent)
+
+    order_of_modes = [m for m in modes if m != "api"] + [m for m in apis]
+    for round_number in range(rounds):
+        order = order_of_modes if round_number % 2 == 0 else list(reversed(order_of_modes))
+        for mode in order:
+            ids = [f"{mode}-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
+            sends = paths.api_paths(apis[mode][1]) if mode in apis else {}
+            for kind, action in (("signal-with-start", "start"), ("signal", "signal")):
+                send: Callable[[str], Awaitable[None]] = sends.get(action) or getattr(paths, f"{mode}_{action}")
+                driving = _drive(customers, concurrency, _each(send, ids))
+                await measured(f"{mode} {kind}", mode, customers, driving)
+        for mode, (_, api) in apis.items():
+            ids = [f"batch-{mode}-{round_number}-{i}-{uuid.uuid4().hex[:4]}" for i in range(customers)]
+            groups = [ids[i : i + batch] for i in range(0, len(ids), batch)]
+            lanes = max(1, concurrency // batch)
+            for label, make in (("signal-with-start", _filled), ("signal", _ordered)):
+                driving = _drive(len(groups), lanes, _batches(paths, api, groups, make))
+                path = f"{mode} batch({batch}) {label}"
+                await measured(path, mode, len(ids), driving, per_request=len(ids) / len(groups))
     rows: list[dict[str, Any]] = []
     for path, rates in results.items():
-        mode, kind = path.split(" ", 1) if not path.startswith("api batch") else ("api batch", path.split(" ", 2)[2])
-        raw = median(results[f"raw {kind}"])
+        kind = path.rsplit(" ", 1)[1]
+        raw = median(results.get(f"raw {kind}", []))
         rows.append(
             {
                 "sqlite": setting,
@@ -370,22 +442,86 @@ async def measure(
     return rows
 
 
+GOALS: list[tuple[str, str, float, str]] = [
+    ("/v1/track to running journeys", "api signal", 0.9, "ratio"),
+    ("/v1/track to running journeys, every run", "api signal", 0.8, "worst ratio"),
+    ("API CPU per signal / raw client's (at most)", "api signal", 1.5, "cpu"),
+    ("/v1/batch to running journeys", "api batch({batch}) signal", 0.95, "ratio"),
+    ("/v1/batch signal-with-start", "api batch({batch}) signal-with-start", 0.95, "ratio"),
+    ("/v1/track to running journeys, segments defined", "api+segments signal", 0.9, "ratio"),
+]
+"""Issue 18 item 4 and issue 15 item 11's segments line: (goal, path, bound, statistic over the runs)."""
+
+
+def goal_rows(runs: list[list[dict[str, Any]]], batch: int) -> list[dict[str, Any]]:
+    """One row per goal whose paths were measured: the median over the runs (or the worst run) of the ratio to
+    raw, or of the API's CPU per event over the raw client's, and whether it holds."""
+    found: list[dict[str, Any]] = []
+    for goal, pattern, bound, statistic in GOALS:
+        path = pattern.format(batch=batch)
+        per_run: list[float] = []
+        for rows in runs:
+            by_path = {(row["sqlite"], row["path"]): row for row in rows}
+            for (setting, name), row in by_path.items():
+                if name != path:
+                    continue
+                if statistic == "cpu":
+                    raw = by_path.get((setting, "raw signal"), {}).get("cpu_ms_per_event")
+                    if raw and row["cpu_ms_per_event"] is not None:
+                        per_run.append(row["cpu_ms_per_event"] / raw)
+                else:
+                    per_run.append(row["ratio_to_raw"])
+        if not per_run:
+            continue
+        value = min(per_run) if statistic == "worst ratio" else median(per_run)
+        holds = value <= bound if statistic == "cpu" else value >= bound
+        found.append(
+            {
+                "note": "goal",
+                "path": f"goal: {goal}",
+                "statistic": f"{'median' if statistic != 'worst ratio' else 'worst'} of {len(per_run)} runs",
+                "value": value,
+                "bound": bound,
+                "runs": ", ".join(f"{v:.2f}" for v in per_run),
+                "holds": "yes" if holds else "NO",
+            }
+        )
+    return found
+
+
 def main() -> None:
     args_parser = parser(__doc__ or "")
     args_parser.add_argument("--customers", type=int, default=1000, help="journeys started per path and round")
     args_parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
     args_parser.add_argument("--rounds", type=int, default=3)
+    args_parser.add_argument("--runs", type=int, default=1, help="whole runs, each with its own dev server")
     args_parser.add_argument("--batch", type=int, default=100, help="messages per /v1/batch request")
     args_parser.add_argument("--api-workers", type=int, default=1, help="journeys api --workers")
+    args_parser.add_argument("--segments", type=int, default=0, help="also an API with this many segments (1-5)")
+    modes = ["journeys", "raw", "api"]
+    args_parser.add_argument("--modes", choices=modes, nargs="*", default=modes, help="the paths to measure")
     args_parser.add_argument("--pragmas", choices=sorted(PRAGMAS), nargs="*", default=sorted(PRAGMAS))
     args = args_parser.parse_args()
     if args.quick:
         args.customers, args.rounds, args.concurrency, args.batch, args.pragmas = 40, 1, 8, 10, ["wal"]
-    rows: list[dict[str, Any]] = []
-    for setting in args.pragmas:
-        rows += event_loop.run(
-            measure(setting, args.customers, args.concurrency, args.rounds, args.batch, args.api_workers)
-        )
+        args.runs = min(args.runs, 2)
+    runs: list[list[dict[str, Any]]] = []
+    for run in range(args.runs):
+        rows: list[dict[str, Any]] = []
+        for setting in args.pragmas:
+            rows += event_loop.run(
+                measure(
+                    setting,
+                    args.customers,
+                    args.concurrency,
+                    args.rounds,
+                    args.batch,
+                    args.api_workers,
+                    args.modes,
+                    args.segments,
+                )
+            )
+        runs.append([{"run": run + 1, **row} for row in rows])
     report(
         "ingestion",
         {
@@ -393,11 +529,13 @@ def main() -> None:
             "customers_per_round": args.customers,
             "concurrency": args.concurrency,
             "rounds": args.rounds,
-            "statistic": "median of rounds",
+            "runs": args.runs,
+            "segments": args.segments,
+            "statistic": "median of rounds, per run",
             "worker": "none (acceptance only)",
             "api": f"journeys api --workers {args.api_workers}",
         },
-        rows,
+        [row for rows in runs for row in rows] + goal_rows(runs, args.batch),
         args.json,
     )
 

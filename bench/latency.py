@@ -1,10 +1,16 @@
-"""Latency: event accepted to message recorded as sent, p50 / p95 / p99, at a stated load.
+"""Latency at a fixed rate, p50 / p95 / p99: event accepted to message recorded as sent, and event sent to the
+event API to the signal in the journey's history.
 
-A dev server on a SQLite file, a ``journeys worker`` in its own process (as deployed), and a one-step journey
-(``bench_welcome``: on ``signed_up``, send a transactional email at once) written to a temporary journeys
-folder. Events go in at a fixed rate (open loop, so a slow answer does not slow the load) through
-``JourneyClient`` (or the HTTP API with ``--api``); latency is from ``send_event`` returning (the event is
-durable) to the ledger row's ``updated_at`` when the outbox recorded the message as sent.
+A dev server on a SQLite file, a ``journeys worker`` in its own process (as deployed) and two maps written to a
+temporary journeys folder. Events go in at a fixed rate (open loop, so a slow answer does not slow the load):
+
+- **to sent**: ``bench_welcome`` (on ``signed_up``, send a transactional email at once), events through
+  ``JourneyClient``; from ``send_event`` returning (the event is durable) to the ledger row's ``updated_at``
+  when the outbox recorded the message as sent.
+- **to signal** (issue 18: under 100 ms at p99 at 20 events/s): ``bench_wait`` journeys, started beforehand,
+  wait for ``trial_converted``; the event API (``journeys api``, its own process) takes each as ``POST
+  /v1/track``; from the moment the request is sent to the ``WorkflowExecutionSignaled`` event's time in the
+  journey's history (the server's clock: the same machine).
 
     python -m bench.latency [--rate EVENTS_PER_S] [--seconds S] [--quick] [--json FILE]
 """
@@ -18,14 +24,19 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from bench.common import PRAGMAS, dev_server, parser, percentile, report
+from bench.ingest import KeepAliveClient, _start_api
 from contracts.events import JourneyEvent
+from contracts.ids import journey_workflow_id
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from storage import Customer, Delivery, make_engine
@@ -54,9 +65,26 @@ email:
 """
 
 
+WAITING_MAP = """\
+name: bench_wait
+version: 1
+description: Waits for one event, to measure the path from an event sent to its signal in the history.
+entry:
+  events: [trial_started]
+  reentry: after_end
+steps:
+  - id: waiting
+    wait_for:
+      events: [trial_converted]
+      timeout: 30d
+      on_timeout: end
+"""
+
+
 def write_journeys(folder: Path) -> Path:
     (folder / "templates").mkdir(parents=True)
     (folder / "bench_welcome.yaml").write_text(MAP)
+    (folder / "bench_wait.yaml").write_text(WAITING_MAP)
     (folder / "templates" / "bench_welcome.yaml").write_text(TEMPLATE)
     return folder
 
@@ -78,7 +106,8 @@ def start_worker(target: str, task_queue: str, data_dir: Path, journeys_dir: Pat
     )
 
 
-async def measure(rate: float, seconds: float, setting: str) -> dict[str, Any]:
+async def measure(rate: float, seconds: float, setting: str) -> list[dict[str, Any]]:
+    """Both latencies, one after the other, on one dev server and worker."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         journeys_dir = write_journeys(folder / "journeys")
@@ -89,43 +118,42 @@ async def measure(rate: float, seconds: float, setting: str) -> dict[str, Any]:
             worker = start_worker(target, task_queue, folder, journeys_dir)
             try:
                 client = JourneyClient(env.client, load_catalog(journeys_dir), task_queue=task_queue)
-                total = int(rate * seconds)
-                customers = [f"lat-{i}" for i in range(total + 5)]
-                with Session(engine) as session:
-                    for customer in customers:
-                        session.add(
-                            Customer(id=customer, traits={"first_name": "Sam", "email": f"{customer}@example.invalid"})
-                        )
-                    session.commit()
-                # Warm up: the worker's first workflow task imports and compiles what later ones reuse.
-                for customer in customers[total:]:
-                    await client.send_event(customer, JourneyEvent(id=uuid.uuid4().hex, type="signed_up"))
-                await _wait_for_sends(engine, customers[total:], 60)
-                accepted: dict[str, datetime] = {}
-
-                async def one(customer: str) -> None:
-                    await client.send_event(customer, JourneyEvent(id=uuid.uuid4().hex, type="signed_up"))
-                    accepted[customer] = datetime.now(UTC)
-
-                started = time.perf_counter()
-                tasks = []
-                for index, customer in enumerate(customers[:total]):
-                    delay = started + index / rate - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(one(customer)))
-                await asyncio.gather(*tasks)
-                offered_for = time.perf_counter() - started
-                sent = await _wait_for_sends(engine, customers[:total], 120)
+                rows = [await _to_sent(client, engine, rate, seconds, setting)]
+                api_dir = folder / "api"
+                api_dir.mkdir()
+                api = _start_api(target, task_queue, api_dir, journeys_dir=journeys_dir)
+                if api is not None:
+                    try:
+                        rows.append(await _to_signal(env.client, api[1], rate, seconds, setting))
+                    finally:
+                        api[0].terminate()
+                        api[0].wait(10)
             finally:
                 worker.terminate()
                 worker.wait(30)
         engine.dispose()
-    latencies = [(sent[c] - accepted[c]).total_seconds() * 1000 for c in sent if c in accepted]
+    return rows
+
+
+async def _at_rate(rate: float, items: list[str], one: Callable[[str], Coroutine[Any, Any, None]]) -> float:
+    """``one(item)`` for each item, started at ``rate`` a second whatever the answers' pace; seconds taken."""
+    started = time.perf_counter()
+    tasks = []
+    for index, item in enumerate(items):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(item)))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started
+
+
+def _row(path: str, setting: str, rate: float, total: int, seconds: float, latencies: list[float]) -> dict[str, Any]:
     return {
+        "path": path,
         "sqlite": setting,
         "offered_per_s": rate,
-        "achieved_per_s": total / offered_for,
+        "achieved_per_s": total / seconds,
         "events": total,
         "sent": len(latencies),
         "p50_ms": percentile(latencies, 0.50),
@@ -133,6 +161,65 @@ async def measure(rate: float, seconds: float, setting: str) -> dict[str, Any]:
         "p99_ms": percentile(latencies, 0.99),
         "max_ms": max(latencies, default=float("nan")),
     }
+
+
+async def _to_sent(client: JourneyClient, engine: Any, rate: float, seconds: float, setting: str) -> dict[str, Any]:
+    total = int(rate * seconds)
+    customers = [f"lat-{i}" for i in range(total + 5)]
+    with Session(engine) as session:
+        for customer in customers:
+            session.add(Customer(id=customer, traits={"first_name": "Sam", "email": f"{customer}@example.invalid"}))
+        session.commit()
+    # Warm up: the worker's first workflow task imports and compiles what later ones reuse.
+    for customer in customers[total:]:
+        await client.send_event(customer, JourneyEvent(id=uuid.uuid4().hex, type="signed_up"))
+    await _wait_for_sends(engine, customers[total:], 60)
+    accepted: dict[str, datetime] = {}
+
+    async def one(customer: str) -> None:
+        await client.send_event(customer, JourneyEvent(id=uuid.uuid4().hex, type="signed_up"))
+        accepted[customer] = datetime.now(UTC)
+
+    offered_for = await _at_rate(rate, customers[:total], one)
+    sent = await _wait_for_sends(engine, customers[:total], 120)
+    latencies = [(sent[c] - accepted[c]).total_seconds() * 1000 for c in sent if c in accepted]
+    return _row("event accepted -> message sent (JourneyClient)", setting, rate, total, offered_for, latencies)
+
+
+async def _to_signal(temporal: Client, api_url: str, rate: float, seconds: float, setting: str) -> dict[str, Any]:
+    """``trial_converted`` through ``POST /v1/track`` to journeys waiting for it: the request's start to the
+    signal's time in the history."""
+    total = int(rate * seconds)
+    customers = [f"wait-{i}" for i in range(total)]
+    api = KeepAliveClient(api_url)
+
+    def track(customer: str, event: str) -> dict[str, Any]:
+        return {"type": "track", "messageId": uuid.uuid4().hex, "userId": customer, "event": event}
+
+    try:
+        for customer in customers:  # the journeys, running before the measured events
+            await api.post("/v1/track", track(customer, "trial_started"))
+        sent_at: dict[str, datetime] = {}
+
+        async def one(customer: str) -> None:
+            body = track(customer, "trial_converted")
+            sent_at[customer] = datetime.now(UTC)
+            await api.post("/v1/track", body)
+
+        offered_for = await _at_rate(rate, customers, one)
+    finally:
+        await api.aclose()
+    latencies: list[float] = []
+    for customer in customers:
+        handle = temporal.get_workflow_handle(journey_workflow_id("bench_wait", customer))
+        signalled = [
+            e.event_time.ToDatetime(tzinfo=UTC)
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        ]
+        if len(signalled) >= 2:  # the first came with the start (signal-with-start)
+            latencies.append((signalled[-1] - sent_at[customer]).total_seconds() * 1000)
+    return _row("event sent -> signal in history (API /v1/track)", setting, rate, total, offered_for, latencies)
 
 
 async def _wait_for_sends(engine: Any, customers: list[str], timeout: float) -> dict[str, datetime]:
@@ -159,15 +246,15 @@ def main() -> None:
     args_parser.add_argument("--pragmas", choices=sorted(PRAGMAS), default="wal")
     args = args_parser.parse_args()
     rate, seconds = (10.0, 2.0) if args.quick else (args.rate, args.seconds)
-    row = asyncio.run(measure(rate, seconds, args.pragmas))
+    rows = asyncio.run(measure(rate, seconds, args.pragmas))
     report(
-        "latency event accepted -> message recorded sent",
+        "latency",
         {
-            "journey": "bench_welcome (one email)",
+            "journeys": "bench_welcome (one email), bench_wait (waits for an event)",
             "worker": "journeys worker, separate process",
-            "client": "JourneyClient",
+            "clients": "JourneyClient (to sent), journeys api in its own process (to signal)",
         },
-        [row],
+        rows,
         args.json,
     )
 

@@ -366,6 +366,7 @@ def test_batch_groups_keep_one_persons_messages_together() -> None:
 
 async def test_a_client_gone_before_its_body_arrived_gets_nothing_done() -> None:
     """The lean path reads the whole body first: a disconnect means no answer and no message handled."""
+    from starter.api.auth import ApiKeys
     from starter.api.ingestion import Ingestion, IngestionPath
 
     def no_services() -> ApiServices:
@@ -382,8 +383,9 @@ async def test_a_client_gone_before_its_body_arrived_gets_nothing_done() -> None
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": [(b"content-type", b"application/json")]}
-    await IngestionPath(fastapi, Ingestion(no_services))(scope, receive, send)
+    headers = [(b"content-type", b"application/json"), (b"authorization", b"Bearer k1")]
+    scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": headers}
+    await IngestionPath(fastapi, Ingestion(no_services), ApiKeys(["k1"]), 1000)(scope, receive, send)
     assert sent == []
 
 
@@ -408,3 +410,39 @@ async def test_a_client_gone_mid_body_reaches_no_route() -> None:
     scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": [(b"content-type", b"application/json")]}
     await BodyLimit(app, limit=8192)(scope, receive, send)
     assert sent == []
+
+
+async def test_the_lean_path_holds_a_client_gone_mid_body_and_answers_a_bug_with_500() -> None:
+    """The lean path reads the body itself, in front of BodyLimit: a first chunk from a client that went away is
+    not handled as a whole body; and an exception that is not ours is a 500 with the API's error body."""
+    from starter.api.auth import ApiKeys
+    from starter.api.ingestion import Ingestion, IngestionPath
+
+    async def fastapi(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a JSON track was passed on to FastAPI")
+
+    def broken() -> ApiServices:
+        raise RuntimeError("a bug")
+
+    track = json.dumps({"userId": "u1", "event": "purchase"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"authorization", b"Bearer k1")]
+    scope = {"type": "http", "method": "POST", "path": "/v1/track", "headers": headers}
+    for chunks, expected in (
+        ([{"type": "http.request", "body": track, "more_body": True}, {"type": "http.disconnect"}], None),
+        ([{"type": "http.request", "body": track, "more_body": False}], 500),
+    ):
+        messages = iter(chunks)
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return next(messages)  # noqa: B023  (each round's own)
+
+        async def send(message: Any) -> None:
+            sent.append(message)  # noqa: B023
+
+        await IngestionPath(fastapi, Ingestion(broken), ApiKeys(["k1"]), 8192)(scope, receive, send)
+        if expected is None:
+            assert sent == []
+        else:
+            assert sent[0]["status"] == expected
+            assert json.loads(sent[1]["body"]) == {"errors": [{"path": "", "message": "internal error"}]}

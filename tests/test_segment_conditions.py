@@ -150,6 +150,33 @@ def test_each_condition_holds_whom_a_marketer_expects(engine: Engine, where: Any
         assert preview(connection, segment, now=NOW).count == len(expected)
 
 
+@pytest.mark.parametrize("where", [w for _, w, _ in CASES], ids=[c[0] for c in CASES])
+def test_the_event_paths_recheck_agrees_with_a_refresh(engine: Engine, where: Any) -> None:
+    """The event API re-checks segments with statements built once (``Audiences.recheck``), moving each value
+    that depends on the clock; it must give the same changes, members and events as a refresh, now and when
+    time has moved on."""
+    audiences = Audiences({"quick": _segment(where, "quick"), "slow": _segment(where, "slow")})
+    customers = sorted(TRAITS)
+    with engine.begin() as connection:
+        for moment in (NOW, NOW + timedelta(days=51), NOW + timedelta(days=400, seconds=7)):
+            quick = audiences.recheck(connection, "quick", now=moment, customers=customers)
+            slow = refresh(
+                connection, audiences.segments["slow"], now=moment, customers=Customers(only=tuple(customers))
+            )
+            assert sorted((c.customer_id, c.entered) for c in quick) == sorted((c.customer_id, c.entered) for c in slow)
+            quick_members = {c for c, _ in members(connection, "quick", limit=10)}
+            assert quick_members == {c for c, _ in members(connection, "slow", limit=10)}
+        events = Event.__table__  # type: ignore[attr-defined]
+        recorded = [
+            (row.customer_id, row.type.replace("quick", "slow"), row.occurred_at)
+            for row in connection.execute(select(events).where(events.c.type.like("segment_%.quick")))
+        ]
+        assert sorted(recorded) == sorted(
+            (row.customer_id, row.type, row.occurred_at)
+            for row in connection.execute(select(events).where(events.c.type.like("segment_%.slow")))
+        )
+
+
 def test_membership_of_another_segment_reads_its_current_members(engine: Engine) -> None:
     audiences = Audiences(
         {

@@ -14,8 +14,9 @@ the duplicate it is.
 
 Segments (issue 15) stay current on this path at little cost: in the records' transaction, only the segments
 that count one of the batch's event types (or read one of an identify's traits) are re-checked, and only for the
-customers those messages are about (``audiences.membership``: two set-based statements per segment). A batch of
-event types no segment counts pays a dictionary look-up per message. The changes found go back to the caller,
+customers those messages are about (``audiences.membership``: two set-based statements per segment, built once
+per segment and run on the driver's cursor, ``Audiences.recheck``). A batch of event types no segment counts pays
+a dictionary look-up per message. The changes found go back to the caller,
 which routes them to journeys as ``segment_entered.<segment>``/``segment_exited.<segment>`` events.
 """
 
@@ -33,7 +34,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from analytics.events import event_values, record_event
-from audiences.membership import Audiences, Change, Customers
+from audiences.membership import Audiences, Change
 from contracts.events import JourneyEvent
 from starter.api.batching import Batcher
 from starter.api.identities import ABSORBED, absorbed_ids, resolve_customer
@@ -288,8 +289,7 @@ class Bookkeeping:
                 who.setdefault(name, set()).add(h.customer_id)
         changes: list[Change] = []
         for name in (n for n in self._audiences.order if n in who):
-            customers = Customers(only=tuple(sorted(who[name])))
-            changes += self._audiences.refresh(connection, [name], now=now, customers=customers)
+            changes += self._audiences.recheck(connection, name, now=now, customers=sorted(who[name]))
         return changes
 
     def _record_one_by_one(self, handled: list[Handled], refusals: list[dict[str, Any]]) -> None:

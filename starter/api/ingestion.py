@@ -3,13 +3,16 @@
 :class:`Ingestion` is the one place a track or identify message becomes database rows and signals; the
 FastAPI routes in :mod:`starter.api.app` and :class:`IngestionPath` both call it.
 
-:class:`IngestionPath` answers ``POST /v1/track``, ``/v1/identify`` and ``/v1/batch`` with a JSON body as plain
-ASGI middleware, in front of FastAPI's routing, dependencies and response handling. Skipping those layers saved
-about 0.25 ms of CPU per event, a seventh of the API's, and on a host shared with the Temporal server that CPU
-is taken from the server (docs/benchmarks.md). It validates with the same models and answers with the same
-bodies and errors as the routes, which stay: they document the endpoints in the OpenAPI document, and answer
-what this path passes on (another content type, ``application/*+json`` among them, which FastAPI parses as
-JSON too; tests/test_api.py sends its messages both ways).
+:class:`IngestionPath` answers ``POST /v1/track``, ``/v1/identify`` and ``/v1/batch`` with a JSON body as the
+app's outermost layer, in front of FastAPI and Starlette's whole middleware stack (``JourneysApi`` in
+:mod:`starter.api.app`): it checks the key and the body's size itself, validates with the same models and
+answers with the same bodies and errors as the routes. Skipping FastAPI's routing, dependencies and response
+handling saved about 0.25 ms of CPU per event; Starlette's middleware around it (its error, telemetry and
+body-limit wrappers) held about 6% of the event loop's samples in a py-spy profile; on a host shared with the
+Temporal server that CPU is taken from the server (docs/benchmarks.md). The routes stay: they document
+the endpoints in the OpenAPI document, and answer what this path passes on (another content type,
+``application/*+json`` among them, which FastAPI parses as JSON too; a browser's request, for CORS;
+tests/test_api.py sends its messages both ways).
 
 A ``track`` message is judged against the tracking plan (:mod:`starter.api.contract`) before anything else: a
 refused one costs no database look-up and reaches no journey; a quarantined one is recorded apart.
@@ -27,13 +30,17 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from activities.preferences import record_words
+from contracts.errors import AccessDenied
 from contracts.events import JourneyEvent
+from starter.api.auth import REFUSED, ApiKeys
 from starter.api.bookkeeping import Handled, Refused
 from starter.api.contract import EventRefused
 from starter.api.errors import field_errors, refuse
 from starter.api.models import (
     BatchMessage,
     BatchResult,
+    ErrorResponse,
+    FieldError,
     IdentifyMessage,
     JourneyReached,
     MessageResult,
@@ -41,7 +48,7 @@ from starter.api.models import (
     TrackMessage,
 )
 from starter.api.services import ApiServices
-from starter.api.wire import ASGIApp, Receive, Scope, Send, answer_json, read_body
+from starter.api.wire import ASGIApp, BodyTooLarge, Receive, Scope, Send, answer_json, read_body
 from starter.errors import as_ours
 
 log = logging.getLogger("journeys.api")
@@ -159,12 +166,18 @@ def same_person(messages: Sequence[TrackMessage | IdentifyMessage]) -> list[list
 class IngestionPath:
     """``POST`` of a JSON message to ``/v1/track``, ``/v1/identify`` or ``/v1/batch``, answered without FastAPI.
 
-    Sits inside :class:`~starter.api.middleware.RequireApiKey` and :class:`~starter.api.middleware.BodyLimit`,
-    so what reaches it has a valid key and a body within the limit. Anything else goes on to FastAPI.
+    The app's outermost layer (:class:`~starter.api.app.JourneysApi` calls it before Starlette's middleware
+    stack): it makes the same two checks as :class:`~starter.api.middleware.RequireApiKey` and
+    :class:`~starter.api.middleware.BodyLimit` itself, and answers an exception that is not ours (a bug) with
+    500 and a log line, as Starlette's ``ServerErrorMiddleware`` would. Anything else goes on to ``app``
+    (FastAPI, with those middlewares), and so does a request with an ``Origin`` header: a browser's, which the
+    CORS middleware answers when the codec server allows origins.
     """
 
-    def __init__(self, app: ASGIApp, ingestion: Ingestion) -> None:
+    def __init__(self, app: ASGIApp, ingestion: Ingestion, keys: ApiKeys, limit: int) -> None:
         self.app = app
+        self.keys = keys
+        self.limit = limit
         # Per path: how the body is validated, and what handles the valid message.
         self._routes: dict[str, tuple[Callable[[bytes], Any], Callable[[Any], Awaitable[BaseModel]]]] = {
             "/v1/track": (TrackMessage.model_validate_json, ingestion.message),
@@ -174,13 +187,23 @@ class IngestionPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None or not _is_json(scope):
+        headers = _Headers(scope) if route is not None else None
+        if route is None or headers is None or not headers.json or headers.origin:
             await self.app(scope, receive, send)
             return
-        validate, handle = route
-        body = await read_body(receive)
+        if not self.keys.allow(headers.authorization):
+            await refuse(send, AccessDenied(REFUSED), [(b"www-authenticate", b"Basic")])
+            return
+        try:
+            if headers.length is not None and headers.length > self.limit:
+                raise BodyTooLarge(f"request body is larger than {self.limit} bytes")
+            body = await read_body(receive, self.limit)
+        except BodyTooLarge as error:
+            await refuse(send, error)
+            return
         if body is None:
             return  # the client went away: nobody to answer, and nothing was done
+        validate, handle = route
         try:
             message = validate(body)
         except ValidationError as error:
@@ -191,14 +214,40 @@ class IngestionPath:
         except Exception as exc:
             ours = as_ours(exc)
             if ours is None:
-                raise  # a bug: Starlette answers 500 and logs it
+                log.exception("%s failed", scope["path"])  # a bug: never the body, which carries personal data
+                await answer_json(send, 500, _INTERNAL)
+                return
             await refuse(send, ours)
             return
         await answer_json(send, 200, result.model_dump_json(by_alias=True).encode())
 
 
-def _is_json(scope: Scope) -> bool:
+_INTERNAL = ErrorResponse(errors=[FieldError(path="", message="internal error")]).model_dump_json().encode()
+
+
+class _Headers:
+    """What the ingestion path reads of a request's headers, in one pass over them."""
+
+    __slots__ = ("authorization", "json", "length", "origin")
+
+    def __init__(self, scope: Scope) -> None:
+        self.authorization = ""
+        self.length: int | None = None
+        self.origin = False
+        content_type = b""
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                self.authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                self.length = int(value) if value.isdigit() else None
+            elif name == b"origin":
+                self.origin = True
+        self.json = _is_json(content_type)
+
+
+def _is_json(content_type: bytes) -> bool:
     """No content type, or ``application/json``: what Segment's libraries and our docs send. Other JSON types
     (``application/*+json``) go to FastAPI's routes, which parse them as JSON too."""
-    content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
     return content_type.split(b";", 1)[0].strip().lower() in (b"", b"application/json")
