@@ -20,6 +20,7 @@ EXPECTED = {
     "replay": {"histories_per_s", "failures"},
     "report": {"events", "report_s", "peak_rss_mib", "report_orders", "orders"},
     "simulate": {"seconds", "events", "messages", "skip_s", "route_s", "respond_s"},
+    "soak": {"channel", "messages_expected", "sent_once", "sent_twice", "lost"},
 }
 
 
@@ -44,6 +45,14 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
     if name == "report":
         # The report counted every order the fill made, at each size.
         assert all(row["report_orders"] == row["orders"] > 0 for row in report["results"])
+    if name == "soak":
+        # Whatever was killed, every journey finished and no message was lost; email, whose provider takes the
+        # idempotency key, arrived once each. (Push may arrive twice: FCM takes no key, docs/delivery.md.)
+        rows = {row["channel"]: row for row in report["results"]}
+        assert rows["all"]["journeys_completed"] == rows["all"]["journeys"] > 0
+        assert all(row["lost"] == 0 and row["unexpected"] == 0 for row in rows.values())
+        assert rows["email"]["sent_twice"] == rows["email"]["sent_more"] == 0
+        assert report["settings"]["workers_killed"] > 0
     if name == "latency":
         assert report["results"][0]["sent"] == report["results"][0]["events"]
     if name == "ingest":
