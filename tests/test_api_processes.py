@@ -4,7 +4,8 @@ A backend whose request timed out sends it again, and behind a load balancer the
 process while the first is still handling it. Both processes are real (``python -m starter.cli api``, each on a
 free port, one shared database: a SQLite file, or PostgreSQL under scripts/test); each message goes to both at
 the same moment, and the journey's own history shows how many signals reached it. No worker runs: the signals
-are in the history whether or not a worker handles them.
+are in the history whether or not a worker handles them. How a copy waits, and what happens to the claim of a
+request that failed or of a process that died, is tested on the bookkeeping itself (``starter.api.claims``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,21 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.events import JourneyEvent
 from contracts.ids import journey_workflow_id
+from starter.api import claims
+from starter.api.bookkeeping import Bookkeeping, Handled
+from starter.api.models import MessageResult, TrackMessage
 from storage import make_engine
 from testkit.processes import free_port, journeys_env
 
@@ -131,3 +138,38 @@ async def test_two_api_processes_given_the_same_message_at_once_route_it_once(
     finally:
         for workflow_id in workflow_ids:
             await dev_env.client.get_workflow_handle(workflow_id).terminate("test finished")
+
+
+async def test_a_claim_is_answered_released_or_taken_over_when_its_process_died(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim's life without Temporal: one request holds it and the others wait; its answer ends the wait;
+    a released claim is claimed again (the backend's retry is routed); an abandoned one is taken over."""
+    engine = make_engine(database_url)
+    bookkeeping = Bookkeeping(engine)
+
+    def track(message_id: str) -> TrackMessage:
+        return TrackMessage(messageId=message_id, userId="u-claims", event="page_viewed")
+
+    first, copy = await asyncio.gather(
+        bookkeeping.before_routing(track("m-1")), bookkeeping.before_routing(track("m-1"))
+    )
+    assert (first.claim is not None, first.claimed_elsewhere) == (True, False)
+    assert (copy.claim, copy.claimed_elsewhere) == (None, True)
+    waiting = asyncio.create_task(claims.first_answer(engine, "m-1"))
+    answer = MessageResult(message_id="m-1", type="track", customer_id=first.customer_id)
+    await bookkeeping.after_routing(Handled(first.customer_id, JourneyEvent(id="m-1", type="page_viewed"), answer))
+    assert await waiting == answer
+    assert (await bookkeeping.before_routing(track("m-1"))).first == answer
+
+    failed = await bookkeeping.before_routing(track("m-2"))
+    assert failed.claim is not None
+    await claims.release(engine, "m-2", failed.claim)  # routing failed: nothing was routed
+    retried = await bookkeeping.before_routing(track("m-2"))
+    assert retried.claim is not None and retried.first is None
+
+    monkeypatch.setattr(claims, "LEASE", timedelta(0))  # the holder of m-2's claim died long ago
+    assert await claims.first_answer(engine, "m-2") is None
+    taken = await bookkeeping.before_routing(track("m-2"))
+    assert taken.claim is not None and taken.claim != retried.claim
+    engine.dispose()

@@ -176,7 +176,11 @@ class Bookkeeping:
         message_ids = {m.message_id for m in messages if m.message_id is not None}
         plain_users = {m.user_id for m in messages if _plain_track(m) and m.user_id is not None}
         answered: dict[str, Any] = {}
-        tokens = [uuid.uuid4().hex if m.message_id is not None and self._claims is not None else None for m in messages]
+        batch = uuid.uuid4().hex  # a claim's token: this batch and the message's place in it
+        tokens = [
+            f"{batch}.{i}" if m.message_id is not None and self._claims is not None else None
+            for i, m in enumerate(messages)
+        ]
         with connection.begin():  # one transaction, ended before what follows writes
             if message_ids and self._claims is not None:
                 # Claims first (starter.api.claims): the first request for an id, here or in another process, wins.
