@@ -5,7 +5,8 @@ Resend-format email, FCM push, in a process of its own) are started here; a back
 prescription through the built-in ``pharmacy_refill`` map (filled, then per refill: reminded by push and email,
 ordered, ready with a push, picked up), ``--refills`` cycles each. Meanwhile:
 
-- workers are SIGKILLed at random intervals (and started again, as a supervisor would);
+- workers are SIGKILLed at random intervals (and started again, as a supervisor would), each after it ran for
+  20 s at least (5 s in ``--quick``);
 - the provider answers 503 for a while (with ``Retry-After``, then without), once a share of the messages went;
 - the dev server is stopped and started again once, on the same SQLite file and port;
 - the provider is stopped for a while (connections refused) and started again.
@@ -204,8 +205,11 @@ async def _customer(journeys: JourneyClient, log: ProviderLog, index: int, refil
 class Faults:
     """The run's faults, each at its moment: what happened when, for the report."""
 
-    def __init__(self, rng: random.Random, outage_seconds: float, kill_every: tuple[float, float]) -> None:
+    def __init__(
+        self, rng: random.Random, outage_seconds: float, kill_every: tuple[float, float], kill_after: float
+    ) -> None:
         self.rng = rng
+        self.kill_after = kill_after
         self.outage_seconds = outage_seconds
         self.kill_every = kill_every
         self.started = time.monotonic()
@@ -217,11 +221,19 @@ class Faults:
         self.timeline.append(f"{time.monotonic() - self.started:6.1f}s {what}")
 
     async def kill_workers(self, workers: Workers) -> None:
+        """A random worker at random intervals, among those up for ``kill_after`` seconds at least: on a loaded
+        host a worker takes tens of seconds to start and replay its journeys, and one killed sooner every time
+        would leave no worker doing anything (measured: that run stalled)."""
+        born: dict[int, float] = {}
         while True:
             await asyncio.sleep(self.rng.uniform(*self.kill_every))
+            now = time.monotonic()
             alive = workers.alive()
-            if alive:
-                workers.kill(self.rng.choice(alive))
+            for process in alive:
+                born.setdefault(process.pid, now)
+            grown = [p for p in alive if now - born[p.pid] >= self.kill_after]
+            if grown:
+                workers.kill(self.rng.choice(grown))
                 self.kills.append(time.time())
 
     async def at(self, progress: Callable[[], float], share: float) -> None:
@@ -332,6 +344,7 @@ async def soak(
     ramp_seconds: float,
     outage_seconds: float,
     kill_every: tuple[float, float],
+    kill_after: float,
     database_url: str | None,
     seed: int,
     timeout: float,
@@ -364,7 +377,7 @@ async def soak(
     }
     pool = Workers(folder, server.address, f"soak-{uuid.uuid4().hex[:8]}", database_url, env)
     log = ProviderLog(provider.log)
-    faults = Faults(rng, outage_seconds, kill_every)
+    faults = Faults(rng, outage_seconds, kill_every, kill_after)
     workflow_ids = [journey_workflow_id(JOURNEY, f"soak-{i}", f"rx-{i}") for i in range(journeys)]
     expected = journeys * refills * len(MESSAGES)
     tasks: list[asyncio.Task[None]] = []
@@ -412,6 +425,8 @@ async def soak(
         "workers_killed": pool.killed,
         "server_restarts": 1,
         "outage_seconds": outage_seconds,
+        "kill_every_s": list(kill_every),
+        "kill_after_s": kill_after,
         "database": database_url.split(":", 1)[0],
         "not_completed": dict(Counter(remaining.values())),
         "foreign_keys": len(log.foreign),
@@ -439,10 +454,11 @@ def main() -> None:
                 workers=options.workers,
                 ramp_seconds=2 if quick else 60,
                 outage_seconds=3 if quick else 10,
-                kill_every=(2.0, 4.0) if quick else (3.0, 10.0),
+                kill_every=(2.0, 4.0) if quick else (5.0, 15.0),
+                kill_after=5 if quick else 20,
                 database_url=options.database_url,
                 seed=options.seed,
-                timeout=240 if quick else 1800,
+                timeout=240 if quick else 2400,
             )
         )
     report("soak", settings, rows, options.json)
