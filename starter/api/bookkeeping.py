@@ -1,12 +1,12 @@
 """The event API's database work for each message, batched across the requests in flight.
 
-Before a message goes to Temporal: was its ``messageId`` handled already (then its first answer is given
-again), or is it being handled (its row is inserted first as a claim, so that of two API processes given it at
-once only one routes it: ``starter.api.claims``), and which customer is it about. After Temporal took it: the
-event for the report and the answer for that de-duplication (replacing the claim), in one transaction. Both kinds of work share one :class:`~starter.api.batching.Batcher`,
-so at a few hundred requests a second the API makes a handful of thread hops and transactions instead of two
-per message; each request still waits for its own rows to be committed before it is answered (nothing is
-acknowledged that a crash could lose).
+Before a message goes to Temporal: was its ``messageId`` handled already (then its first answer is given again), or
+is it being handled (its row is inserted first as a claim, so that of two API processes given it at once only one
+routes it: ``starter.api.claims``), and which customer is it about. After Temporal took it: the event for the report
+and the answer for that de-duplication (replacing the claim), in one transaction. Both kinds of work share one
+:class:`~starter.api.batching.Batcher`, so at a few hundred requests a second the API makes a handful of thread hops
+and transactions instead of two per message; each request still waits for its own rows to be committed before it is
+answered (nothing is acknowledged that a crash could lose).
 
 One batcher, not one per kind: two threads running SQLAlchemy at once beside the event loop fight over the GIL;
 measured, look-ups and records run that way cost more than twice the sum of each alone (docs/benchmarks.md).
@@ -168,12 +168,12 @@ class Bookkeeping:
 
     def _look_up(self, connection: Connection, messages: list[Message]) -> list[Lookup | Exception]:
         """Blocking. The commonest message, a track by a known user id, costs its share of one insert (its
-        ``messageId``'s claim) and two reads by primary key for the whole batch, on the driver's cursor (``storage.driver``: SQLAlchemy's execution path cost
-        several times the reads); the ids merged into its customer come with the second read. A track by a user
-        id not linked yet costs its share of one more transaction (:meth:`_link_new_users`). Anything else with
-        something to link (an anonymous id, traits) goes through :func:`resolve_customer`, one message at a time
-        in arrival order, so two messages of one new customer link it once; then one read finds the ids merged
-        into their customers."""
+        ``messageId``'s claim) and two reads by primary key for the whole batch, on the driver's cursor
+        (``storage.driver``: SQLAlchemy's execution path cost several times the reads); the ids merged into its
+        customer come with the second read. A track by a user id not linked yet costs its share of one more
+        transaction (:meth:`_link_new_users`). Anything else with something to link (an anonymous id, traits) goes
+        through :func:`resolve_customer`, one message at a time in arrival order, so two messages of one new
+        customer link it once; then one read finds the ids merged into their customers."""
         message_ids = {m.message_id for m in messages if m.message_id is not None}
         plain_users = {m.user_id for m in messages if _plain_track(m) and m.user_id is not None}
         answered: dict[str, Any] = {}
