@@ -24,7 +24,12 @@ once, twice or never. Email goes to a provider that honours the key, so a repeat
 before the ledger recorded it sends the push again, and it arrives twice; that is the crash window
 docs/delivery.md describes, and this benchmark measures how often it opens.
 
-    python -m bench.soak [--journeys 500] [--refills 2] [--workers 2] [--seed 1] [--quick] [--json FILE]
+At most ``--concurrent`` prescriptions are in play at once (the others start as those finish): on a host with
+two shared cores, 500 at once overloaded the workers until their workflow tasks timed out (10 s) and were
+retried, which only added load.
+
+    python -m bench.soak [--journeys 500] [--refills 2] [--workers 2] [--concurrent 100] [--seed 1]
+                         [--timeout SECONDS] [--database-url URL] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -180,8 +185,15 @@ async def _until_accepted(journeys: JourneyClient, customer: str, event: Journey
             await asyncio.sleep(0.5)
 
 
-async def _customer(journeys: JourneyClient, log: ProviderLog, index: int, refills: int, delay: float) -> None:
+async def _customer(
+    journeys: JourneyClient, log: ProviderLog, index: int, refills: int, delay: float, limit: asyncio.Semaphore
+) -> None:
     await asyncio.sleep(delay)
+    async with limit:
+        await _prescription(journeys, log, index, refills)
+
+
+async def _prescription(journeys: JourneyClient, log: ProviderLog, index: int, refills: int) -> None:
     customer, rx = f"soak-{index}", f"rx-{index}"
     workflow_id = journey_workflow_id(JOURNEY, customer, rx)
     month_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat()
@@ -343,6 +355,7 @@ async def soak(
     journeys: int,
     refills: int,
     workers: int,
+    concurrent: int,
     ramp_seconds: float,
     outage_seconds: float,
     kill_every: tuple[float, float],
@@ -397,7 +410,10 @@ async def soak(
         ]
         schedule = asyncio.create_task(faults.run(lambda: len(log.delivered) / expected, provider, server))
         tasks.append(schedule)
-        customers = [_customer(backend, log, i, refills, delay=ramp_seconds * i / journeys) for i in range(journeys)]
+        limit = asyncio.Semaphore(concurrent)
+        customers = [
+            _customer(backend, log, i, refills, delay=ramp_seconds * i / journeys, limit=limit) for i in range(journeys)
+        ]
         played: asyncio.Future[Any] = asyncio.gather(*customers)
         # Every fault happens, even in a run that outpaced them; a backend stuck past the timeout is reported
         # (its journeys as not completed, their messages as lost), not waited for.
@@ -423,6 +439,7 @@ async def soak(
         "journeys": journeys,
         "refills": refills,
         "workers": workers,
+        "concurrent": concurrent,
         "seconds": round(seconds, 1),
         "workers_killed": pool.killed,
         "server_restarts": 1,
@@ -443,6 +460,7 @@ def main() -> None:
     args.add_argument("--journeys", type=int, default=500)
     args.add_argument("--refills", type=int, default=2, help="refill cycles per prescription (3 messages each)")
     args.add_argument("--workers", type=int, default=2)
+    args.add_argument("--concurrent", type=int, default=100, help="prescriptions in play at once")
     args.add_argument("--seed", type=int, default=1)
     args.add_argument("--timeout", type=float, default=1800, help="seconds the backend may take (default 1800)")
     args.add_argument("--database-url", help="the journeys database (default: a SQLite file in a temporary folder)")
@@ -455,6 +473,7 @@ def main() -> None:
                 journeys=12 if quick else options.journeys,
                 refills=1 if quick else options.refills,
                 workers=options.workers,
+                concurrent=options.concurrent,
                 ramp_seconds=2 if quick else 60,
                 outage_seconds=3 if quick else 10,
                 kill_every=(2.0, 4.0) if quick else (5.0, 15.0),
