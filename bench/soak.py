@@ -304,7 +304,10 @@ async def _not_completed(client: Client, workflow_ids: list[str], timeout: float
     return pending
 
 
-def _count(log: ProviderLog, workflow_ids: list[str], refills: int) -> list[dict[str, Any]]:
+def _count(log: ProviderLog, workflow_ids: list[str], refills: int, running: set[str]) -> list[dict[str, Any]]:
+    """Per channel and in all: each expected message arrived once, twice, more, or not at all. One that never
+    arrived is ``lost`` when its journey completed, ``not_yet`` when the journey had not (a run cut short by
+    ``--timeout``)."""
     expected = {
         (w, step, visit, channel) for w in workflow_ids for visit in range(1, refills + 1) for step, channel in MESSAGES
     }
@@ -312,6 +315,7 @@ def _count(log: ProviderLog, workflow_ids: list[str], refills: int) -> list[dict
     for channel in ("email", "push", "all"):
         mine = {m for m in expected if channel in ("all", m[3])}
         counts = [log.delivered[m] for m in mine]
+        missing = [m for m in mine if log.delivered[m] == 0]
         unexpected = [m for m in log.delivered if m not in expected and channel in ("all", m[3])]
         outcomes: Counter[str] = Counter()
         for (kind, outcome), n in log.outcomes.items():
@@ -324,7 +328,8 @@ def _count(log: ProviderLog, workflow_ids: list[str], refills: int) -> list[dict
                 "sent_once": sum(1 for n in counts if n == 1),
                 "sent_twice": sum(1 for n in counts if n == 2),
                 "sent_more": sum(1 for n in counts if n > 2),
-                "lost": sum(1 for n in counts if n == 0),
+                "lost": sum(1 for m in missing if m[0] not in running),
+                "not_yet": sum(1 for m in missing if m[0] in running),
                 "unexpected": len(unexpected),
                 "requests": sum(outcomes.values()),
                 "repeats_dropped": outcomes.get("repeat", 0),
@@ -433,7 +438,7 @@ async def soak(
         server.stop()
         provider.stop()
     log.read()
-    rows = _count(log, workflow_ids, refills)
+    rows = _count(log, workflow_ids, refills, set(remaining))
     rows[-1] |= {"journeys": journeys, "journeys_completed": journeys - len(remaining)}
     settings = {
         "journeys": journeys,
@@ -470,12 +475,12 @@ def main() -> None:
         settings, rows = asyncio.run(
             soak(
                 Path(folder),
-                journeys=12 if quick else options.journeys,
+                journeys=6 if quick else options.journeys,
                 refills=1 if quick else options.refills,
                 workers=options.workers,
                 concurrent=options.concurrent,
                 ramp_seconds=2 if quick else 60,
-                outage_seconds=3 if quick else 10,
+                outage_seconds=2 if quick else 10,
                 kill_every=(2.0, 4.0) if quick else (5.0, 15.0),
                 kill_after=5 if quick else 20,
                 database_url=options.database_url,
