@@ -1,11 +1,12 @@
 """The event API's database work for each message, batched across the requests in flight.
 
-Before a message goes to Temporal: was its ``messageId`` handled already (then its first answer is given
-again), and which customer is it about. After Temporal took it: the event for the report and the answer for
-that de-duplication, in one transaction. Both kinds of work share one :class:`~starter.api.batching.Batcher`,
-so at a few hundred requests a second the API makes a handful of thread hops and transactions instead of two
-per message; each request still waits for its own rows to be committed before it is answered (nothing is
-acknowledged that a crash could lose).
+Before a message goes to Temporal: was its ``messageId`` handled already (then its first answer is given again), or
+is it being handled (its row is inserted first as a claim, so that of two API processes given it at once only one
+routes it: ``starter.api.claims``), and which customer is it about. After Temporal took it: the event for the report
+and the answer for that de-duplication (replacing the claim), in one transaction. Both kinds of work share one
+:class:`~starter.api.batching.Batcher`, so at a few hundred requests a second the API makes a handful of thread hops
+and transactions instead of two per message; each request still waits for its own rows to be committed before it is
+answered (nothing is acknowledged that a crash could lose).
 
 One batcher, not one per kind: two threads running SQLAlchemy at once beside the event loop fight over the GIL;
 measured, look-ups and records run that way cost more than twice the sum of each alone (docs/benchmarks.md).
@@ -22,11 +23,12 @@ which routes them to journeys as ``segment_entered.<segment>``/``segment_exited.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, and_, bindparam
+from sqlalchemy import Connection, Insert, Table, and_, bindparam, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +39,7 @@ from analytics.events import event_values, record_event
 from audiences.membership import Audiences, Change
 from contracts.events import JourneyEvent
 from starter.api.batching import Batcher
+from starter.api.claims import CLAIM, claim_row, claimant, release_all
 from starter.api.identities import ABSORBED, absorbed_ids, resolve_customer
 from starter.api.models import IdentifyMessage, MessageResult, TrackMessage
 from storage.driver import DriverInsert, DriverSelect
@@ -54,6 +57,10 @@ class Lookup:
     customer_id: str
     absorbed: tuple[str, ...] = ()
     """For a track: the customer ids identify merged into ``customer_id`` (their journeys hear it too)."""
+    claim: str | None = None
+    """This request's claim on its ``messageId`` (``starter.api.claims``): to be released if routing fails."""
+    claimed_elsewhere: bool = False
+    """Another request holds the claim: its answer is to be awaited (``claims.first_answer``), nothing routed."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,12 @@ class Bookkeeping:
             if ignoring is None
             else (
                 DriverInsert(ignoring(_table(Event)), engine.dialect, _EVENT_KEYS),
-                DriverInsert(ignoring(_table(ProcessedMessage)), engine.dialect, _ANSWER_KEYS),
+                DriverInsert(_answering(engine), engine.dialect, _ANSWER_KEYS),
             )
+        )
+        # The look-up claims each messageId first (starter.api.claims); the record above replaces the claim.
+        self._claims = (
+            None if ignoring is None else DriverInsert(ignoring(_table(ProcessedMessage)), engine.dialect, _ANSWER_KEYS)
         )
         self._answers = DriverSelect(_ANSWERS, engine.dialect, "message_ids")
         self._users = DriverSelect(_USERS, engine.dialect, "user_ids")
@@ -157,33 +168,70 @@ class Bookkeeping:
         return results
 
     def _look_up(self, connection: Connection, messages: list[Message]) -> list[Lookup | Exception]:
-        """Blocking. The commonest message, a track by a known user id, costs its share of two reads by primary
-        key for the whole batch, on the driver's cursor (``storage.driver``: SQLAlchemy's execution path cost
-        several times the reads); the ids merged into its customer come with the second read. A track by a user
-        id not linked yet costs its share of one more transaction (:meth:`_link_new_users`). Anything else with
-        something to link (an anonymous id, traits) goes through :func:`resolve_customer`, one message at a time
-        in arrival order, so two messages of one new customer link it once; then one read finds the ids merged
-        into their customers."""
+        """Blocking. The commonest message, a track by a known user id, costs its share of one insert (its
+        ``messageId``'s claim) and two reads by primary key for the whole batch, on the driver's cursor
+        (``storage.driver``: SQLAlchemy's execution path cost several times the reads); the ids merged into its
+        customer come with the second read. A track by a user id not linked yet costs its share of one more
+        transaction (:meth:`_link_new_users`). Anything else with something to link (an anonymous id, traits) goes
+        through :func:`resolve_customer`, one message at a time in arrival order, so two messages of one new
+        customer link it once; then one read finds the ids merged into their customers."""
         message_ids = {m.message_id for m in messages if m.message_id is not None}
         plain_users = {m.user_id for m in messages if _plain_track(m) and m.user_id is not None}
         answered: dict[str, Any] = {}
-        with connection.begin():  # one read transaction, ended before what follows writes
+        batch = uuid.uuid4().hex  # a claim's token: this batch and the message's place in it
+        tokens = [
+            f"{batch}.{i}" if m.message_id is not None and self._claims is not None else None
+            for i, m in enumerate(messages)
+        ]
+        with connection.begin():  # one transaction, ended before what follows writes
+            if message_ids and self._claims is not None:
+                # Claims first (starter.api.claims): the first request for an id, here or in another process, wins.
+                now = datetime.now(UTC)
+                claims = [
+                    claim_row(m.message_id, t, now) for m, t in zip(messages, tokens, strict=True) if m.message_id and t
+                ]
+                self._claims.execute_many(connection, claims)
             if message_ids:
                 rows = self._answers.rows(connection, list(message_ids))
                 answered = {str(message_id): response for message_id, response in rows}
             known = self._customers_of(connection, plain_users) if plain_users else {}
+        claimed = [(m.message_id, t) for m, t in zip(messages, tokens, strict=True) if m.message_id and t]
+        try:
+            found, failed = self._customers(connection, messages, tokens, answered, plain_users, known)
+        except Exception:
+            if claimed:
+                release_all(connection, claimed)  # nothing of this batch is routed: the backend's retries must be
+            raise
+        if failed:
+            release_all(connection, failed)
+        return found
+
+    def _customers(
+        self,
+        connection: Connection,
+        messages: list[Message],
+        tokens: list[str | None],
+        answered: dict[str, Any],
+        plain_users: set[str],
+        known: dict[str, tuple[str, tuple[str, ...]]],
+    ) -> tuple[list[Lookup | Exception], list[tuple[str, str]]]:
+        """Blocking. Each message's look-up (see :meth:`_look_up`), and the claims of those that failed."""
         new_users = plain_users - set(known)
         if new_users and self._new_users is not None:
             known |= self._link_new_users(connection, new_users)
         found: list[Lookup | Exception] = []
+        failed: list[tuple[str, str]] = []
         resolved: list[tuple[int, str]] = []
         """(index, customer) of the tracks resolved one by one, whose merged ids are still to be read."""
-        for message in messages:
-            if message.message_id is not None and message.message_id in answered:
+        for message, token in zip(messages, tokens, strict=True):
+            holder = claimant(answered.get(message.message_id)) if message.message_id is not None else None
+            if holder is not None and holder != token:
+                found.append(Lookup(None, "", claimed_elsewhere=True))
+            elif message.message_id is not None and message.message_id in answered and holder is None:
                 first = MessageResult.model_validate(answered[message.message_id])
                 found.append(Lookup(first, first.customer_id))
             elif _plain_track(message) and message.user_id in known:
-                found.append(Lookup(None, *known[str(message.user_id)]))
+                found.append(Lookup(None, *known[str(message.user_id)], claim=token))
             else:
                 try:
                     customer_id = resolve_customer(
@@ -194,16 +242,20 @@ class Bookkeeping:
                     )
                 except Exception as error:
                     found.append(error)
+                    if message.message_id is not None and token is not None:
+                        failed.append((message.message_id, token))
                 else:
                     if isinstance(message, TrackMessage):
                         resolved.append((len(found), customer_id))
-                    found.append(Lookup(None, customer_id))
+                    found.append(Lookup(None, customer_id, claim=token))
         if resolved:
             with Session(self.engine) as session:
                 absorbed = absorbed_ids(session, sorted({customer_id for _, customer_id in resolved}))
             for index, customer_id in resolved:
-                found[index] = Lookup(None, customer_id, tuple(absorbed.get(customer_id, ())))
-        return found
+                before = found[index]
+                claim = before.claim if isinstance(before, Lookup) else None
+                found[index] = Lookup(None, customer_id, tuple(absorbed.get(customer_id, ())), claim=claim)
+        return found, failed
 
     def _link_new_users(self, connection: Connection, user_ids: set[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
         """Blocking. A first event from a user id nobody linked yet makes that id a customer of its own (as
@@ -350,6 +402,22 @@ def _insert_ignoring_duplicates(engine: Engine) -> Any | None:
         return statement
 
     return ignoring
+
+
+def _answering(engine: Engine) -> Any:
+    """The answer's insert, which also replaces a claim on its ``messageId`` (``starter.api.claims``), never an
+    answer: the first answer stands (None: a dialect without ``ON CONFLICT``)."""
+    dialects: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    make = dialects.get(engine.dialect.name)
+    if make is None:
+        return None
+    table = _table(ProcessedMessage)
+    statement = make(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.message_id],
+        set_={key: statement.excluded[key] for key in ("customer_id", "kind", "response", "received_at")},
+        where=table.c.kind == literal_column(f"'{CLAIM}'"),
+    )
 
 
 def _refusals(refused: list[Refused], now: datetime) -> list[dict[str, Any]]:

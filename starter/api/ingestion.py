@@ -32,9 +32,10 @@ from pydantic import BaseModel, ValidationError
 from activities.preferences import record_words
 from contracts.errors import AccessDenied
 from contracts.events import JourneyEvent
+from starter.api import claims
 from starter.api.auth import REFUSED, ApiKeys
-from starter.api.bookkeeping import Handled, Refused
-from starter.api.contract import EventRefused
+from starter.api.bookkeeping import Handled, Lookup, Refused
+from starter.api.contract import EventRefused, Verdict
 from starter.api.errors import field_errors, refuse
 from starter.api.models import (
     BatchMessage,
@@ -77,8 +78,32 @@ class Ingestion:
                 await services.bookkeeping.refused(Refused(message.event, verdict.problems()))
                 raise EventRefused(verdict.violations)
         known = await services.bookkeeping.before_routing(message)
+        while known.claimed_elsewhere and message.message_id is not None:
+            # Another request (here or in another API process) is routing this messageId: its answer is ours.
+            first = await claims.first_answer(services.engine, message.message_id)
+            if first is not None:
+                return first.model_copy(update={"duplicate": True})
+            known = await services.bookkeeping.before_routing(message)  # released or abandoned: claim it now
         if known.first is not None:
             return known.first.model_copy(update={"duplicate": True})
+        try:
+            return await self._route(services, message, message_id, received_at, verdict, known, batch_sent_at)
+        except BaseException:
+            if known.claim is not None:  # the backend's retry is routed afresh
+                await claims.release(services.engine, message_id, known.claim)
+            raise
+
+    async def _route(
+        self,
+        services: ApiServices,
+        message: TrackMessage | IdentifyMessage,
+        message_id: str,
+        received_at: datetime,
+        verdict: Verdict | None,
+        known: Lookup,
+        batch_sent_at: datetime | None,
+    ) -> MessageResult:
+        """The message's journeys, then its record: what the claim on its ``messageId`` covers."""
         customer_id = known.customer_id
         if isinstance(message, IdentifyMessage) and (words := message.consent_words()):
             # Before the answer, so a send right after the backend's identify already reads the new word.
