@@ -188,6 +188,21 @@ class Audiences:
         changed = set(traits)
         return self._with_readers(name for name, found in self._dependencies.items() if found.traits & changed)
 
+    def for_consent(self) -> list[str]:
+        """The segments a change of consent may change (those with a ``consent`` condition and their readers), in
+        refresh order."""
+        return self._with_readers(name for name, found in self._dependencies.items() if found.consent)
+
+    def after_consent(self, connection: Connection, customer_ids: Iterable[str], *, now: datetime) -> list[Change]:
+        """Re-check, for these customers only, the segments that read consent (in the caller's transaction): what
+        an unsubscribe, a preference change or an SMS STOP changes at once, instead of at the Schedule's next run.
+        Nothing at all when no segment reads consent."""
+        names = self.for_consent()
+        who = tuple(sorted(set(customer_ids)))
+        if not names or not who:
+            return []
+        return self.refresh(connection, names, now=now, customers=Customers(only=who))
+
     def for_lists(self, lists: Iterable[str]) -> list[str]:
         names = set(lists)
         return self._with_readers(name for name, found in self._dependencies.items() if found.lists & names)
