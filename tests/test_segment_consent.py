@@ -124,7 +124,8 @@ def test_a_consent_change_rechecks_only_the_consent_segments_of_that_customer(
                 ("segment_entered.emailable_buyers", "c1"),
             ]
             # A deployment whose segments read no consent re-checks nothing.
-            assert Audiences({"buyers": audiences.segments["buyers"]}).after_consent(connection, ["c0"], now=later) == []
+            only_buyers = Audiences({"buyers": audiences.segments["buyers"]})
+            assert only_buyers.after_consent(connection, ["c0"], now=later) == []
     finally:
         engine.dispose()
 
