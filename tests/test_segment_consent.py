@@ -201,3 +201,20 @@ async def test_journeys_hear_consent_given_and_taken_through_the_api_and_the_com
         assert await asyncio.to_thread(main, ["consent", "grant", "bob", "--channel", "email"]) == 0
         assert await state("bob") == ("waiting", "subscribed")
         assert [row.customer_id for row in system.sends()] == ["ann", "bob"]
+
+
+def test_a_pause_holds_until_it_runs_out_as_a_send_reads_it(tmp_path: Path, database_url: str) -> None:
+    audiences = Audiences(load_segments(_segments(tmp_path)))
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(Customer.__table__), [{"id": "c0", "traits": {}, "updated_at": NOW}])  # type: ignore[attr-defined]
+        set_consent(engine, "c0", channel="email", category="promotional", granted=True, at=NOW - timedelta(days=1))
+        set_consent(engine, "c0", category="promotional", granted=False, at=NOW, until=NOW + timedelta(days=7))
+        with engine.begin() as connection:
+            assert audiences.refresh(connection, ["emailable"], now=NOW + timedelta(days=1)) == []
+        with engine.begin() as connection:  # the pause ran out: her earlier yes holds again
+            [back] = audiences.refresh(connection, ["emailable"], now=NOW + timedelta(days=8))
+            assert (back.segment, back.customer_id, back.entered) == ("emailable", "c0", True)
+    finally:
+        engine.dispose()
