@@ -10,8 +10,8 @@ write at all, so the schedule re-checks it too.
 from __future__ import annotations
 
 from sqlalchemy import Boolean, false, func, literal, or_, select, true
-from sqlmodel.sql.sqltypes import UTCDateTime
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from audiences.conditions.base import ConditionKind, ConditionModel, Query, register
 from journeymap.fields import Category, Channel, FrozenModel
