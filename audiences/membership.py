@@ -10,11 +10,11 @@ a refresh is two statements, whatever the number of customers::
         WHERE segment = :segment AND exited_at IS NULL AND <in the set>
           AND NOT EXISTS (SELECT 1 FROM customer WHERE id = customer_id AND <the condition>)  RETURNING customer_id
 
-The condition is each kind's SQL (:mod:`audiences.conditions`), compiled by SQLAlchemy for SQLite and
-PostgreSQL alike. What ``RETURNING`` gives back are the customers who entered and left: each becomes a
+The condition is each kind's SQL (:mod:`audiences.conditions`), compiled by SQLAlchemy for SQLite and PostgreSQL
+alike. What ``RETURNING`` gives back are the customers who entered and left: each becomes a
 ``segment_entered.<segment>`` or ``segment_exited.<segment>`` event (property ``segment``), recorded in the
-``event`` table by one more ``INSERT ... SELECT`` in the same transaction (so the report and other segments see
-it) and returned for the caller to route to journeys. Its id names the stay
+``event`` table by one more multi-row ``INSERT`` of what ``RETURNING`` gave, in the same transaction (so the report
+and other segments see it) and returned for the caller to route to journeys. Its id names the stay
 (``segment_entered.<segment>/<stay id>``): the same change announced twice has effect once. A unique index allows
 one open stay per customer and segment, so two refreshes racing cannot open two.
 """
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, String, and_, cast, exists, func, insert, literal, select, true, update
+from sqlalchemy import Connection, and_, exists, func, insert, literal, select, true, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -125,31 +125,32 @@ def refresh(
         .returning(MEMBERSHIP.c.id, MEMBERSHIP.c.customer_id)
     ).all()
     if entered:
-        _record(connection, segment.name, True, MEMBERSHIP.c.entered_at, now, customers)
+        _record(connection, segment.name, True, entered, now)
     if exited:
-        _record(connection, segment.name, False, MEMBERSHIP.c.exited_at, now, customers)
+        _record(connection, segment.name, False, exited, now)
     return [Change(segment.name, str(c), True, now, int(i)) for i, c in entered] + [
         Change(segment.name, str(c), False, now, int(i)) for i, c in exited
     ]
 
 
-def _record(
-    connection: Connection, segment: str, entered: bool, when: Any, now: datetime, customers: Customers
-) -> None:
-    """The changes this refresh made as rows of the ``event`` table: the stays of ``customers`` it opened or closed
-    at ``now`` (the pages of one scheduled refresh share their ``now``, never their customers)."""
-    moment = literal(now, UTCDateTime())
+def _record(connection: Connection, segment: str, entered: bool, stays: Sequence[Any], now: datetime) -> None:
+    """The stays this refresh opened or closed (``(id, customer_id)``, as ``RETURNING`` gave them) as rows of the
+    ``event`` table, in one multi-row insert. From the rows in hand, not read back: reading back "this segment's
+    stays changed at ``now``" scanned every stay the refresh had changed so far, on every page, so the refresh of
+    a large audience grew with the square of its pages (docs/benchmarks.md)."""
     kind = event_type(entered, segment)
-    changed = select(
-        literal(f"{kind}/") + cast(MEMBERSHIP.c.id, String),
-        MEMBERSHIP.c.customer_id,
-        literal(kind),
-        literal({"segment": segment}, JSON()),
-        moment,
-        moment,
-    ).where(MEMBERSHIP.c.segment == segment, when == now, customers.holds(MEMBERSHIP.c.customer_id))
-    columns = ["event_id", "customer_id", "type", "properties", "occurred_at", "recorded_at"]
-    connection.execute(insert(EVENT).from_select(columns, changed))
+    rows = [
+        {
+            "event_id": f"{kind}/{stay}",
+            "customer_id": str(customer),
+            "type": kind,
+            "properties": {"segment": segment},
+            "occurred_at": now,
+            "recorded_at": now,
+        }
+        for stay, customer in stays
+    ]
+    connection.execute(insert(EVENT), rows)
 
 
 class Audiences:

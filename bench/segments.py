@@ -9,11 +9,14 @@ page work (the set-based statements, then the page's segment events read back fo
 runs twice at one moment: the first refresh puts everyone in (every entry a row and an event), the second is the
 steady state (nothing changed: what every later scheduled run costs when little moved).
 
-    python -m bench.segments [--customers N ...] [--database-url URL] [--page-size N] [--quick] [--json FILE]
+    python -m bench.segments [--customers N ...] [--database-url URL] [--page-size N] [--code DIR ...]
+                             [--quick] [--json FILE]
 
 ``--database-url`` defaults to ``JOURNEYS_TEST_DATABASE_URL`` when set (``scripts/postgres`` sets it), else
 SQLite. Peak RSS is the child's ``ru_maxrss``; ``rss_before_mib`` is after its imports, so the difference is what
-the refresh itself holds. Flat as the audience grows is the claim: pages bound it, whatever N.
+the refresh itself holds. Flat as the audience grows is the claim: pages bound it, whatever N. ``--code DIR ...``
+runs the refresh of each checkout named (this one by default) on its own fresh copy of the same data (the fill
+is seeded): an older commit's beside this one's is a before/after measured in one run.
 """
 
 from __future__ import annotations
@@ -222,13 +225,14 @@ def _copy(connection: Any, columns: dict[str, tuple[str, ...]], rows: Iterator[t
         flush(name)
 
 
-def refresh(target: str, page_size: int) -> dict[str, Any]:
-    """Two full refreshes in a child process: their times, its peak RSS and the segments' sizes."""
+def refresh(target: str, page_size: int, code: Path) -> dict[str, Any]:
+    """Two full refreshes by the checkout ``code``, in a child process: their times, its peak RSS and the
+    segments' sizes."""
     definitions = json.dumps(SEGMENTS)
     child = subprocess.run(
         [sys.executable, "-c", CHILD, target, NOW.isoformat(), str(page_size), definitions],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
         capture_output=True,
         text=True,
         check=False,
@@ -239,17 +243,18 @@ def refresh(target: str, page_size: int) -> dict[str, Any]:
     return measured
 
 
-def measure(count: int, url: str | None, page_size: int, folder: Path) -> dict[str, Any]:
+def measure(count: int, url: str | None, page_size: int, code: Path, folder: Path) -> dict[str, Any]:
     with database(url, folder) as target:
         engine = make_engine(target)
         started = time.perf_counter()
         counts = fill(engine, count)
         filled = time.perf_counter() - started
         engine.dispose()
-        measured = refresh(target, page_size)
+        measured = refresh(target, page_size, code)
     first, again = measured["runs"]
     return {
         "database": target.split(":", 1)[0].split("+", 1)[0],
+        "code": _commit(code),
         "customers": counts["customers"],
         "events": counts["events"],
         "consents": counts["consents"],
@@ -266,16 +271,24 @@ def measure(count: int, url: str | None, page_size: int, folder: Path) -> dict[s
     }
 
 
+def _commit(code: Path) -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code, capture_output=True, text=True)
+    return found.stdout.strip() or code.name
+
+
 def main() -> None:
     args_parser = parser(__doc__ or "")
     args_parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000])
     args_parser.add_argument("--database-url", default=os.environ.get("JOURNEYS_TEST_DATABASE_URL"))
     args_parser.add_argument("--page-size", type=int, default=2000)
+    args_parser.add_argument("--code", type=Path, nargs="+", default=[ROOT], help="checkouts to measure, in turn")
     args = args_parser.parse_args()
-    sizes = [500, 1_000] if args.quick else args.customers
-    page_size = 200 if args.quick else args.page_size
+    sizes = [200, 400] if args.quick else args.customers
+    page_size = 100 if args.quick else args.page_size
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(n, args.database_url, page_size, Path(tmp)) for n in sizes]
+        rows = [
+            measure(n, args.database_url, page_size, code.resolve(), Path(tmp)) for n in sizes for code in args.code
+        ]
     report(
         "segments: a full refresh of five segments, time and peak RSS by audience",
         {"segments": sorted(SEGMENTS), "events_per_customer": EVENTS_PER_CUSTOMER, "page_size": page_size},
