@@ -67,6 +67,15 @@ class ReceiptEvent:
     customer_id: str
     event: JourneyEvent
 
+    @property
+    def consent_changed(self) -> bool:
+        """Whether applying it wrote a consent row (an email bounce or complaint, an SMS STOP or START)."""
+        return self.event.type in CONSENT_CHANGING
+
+
+CONSENT_CHANGING = frozenset({"email_bounced", "email_complained", "sms_stop", "sms_start"})
+"""The receipt events whose receipt revoked or granted consent: the segments reading consent are re-checked."""
+
 
 def apply_receipt(engine: Engine, receipt: Receipt) -> ReceiptEvent | None:
     """Record ``receipt`` on its ledger row; the event for the customer's journeys, or None if unknown.

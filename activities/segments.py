@@ -1,10 +1,10 @@
 """The segment refresh's activity: one page of customers, set-based in the database, then the changes routed.
 
-The page's membership changes and their events commit in one transaction first; then every segment event of
-this page and moment is read back from the ``event`` table and handed to ``announce`` (the event routing, given
-by whoever builds the worker). A retry after a crash between the two finds no new change but announces the
-recorded ones again: a journey drops an event id it has seen, so nobody is announced to twice and nobody is
-skipped.
+The page's membership changes and their events commit in one transaction first; then every segment event of this
+page and moment is read back (from the page's stays: the event ids name them) and handed to ``announce`` (the event
+routing, given by whoever builds the worker). A retry after a crash between the two finds no new change but
+announces the recorded ones again: a journey drops an event id it has seen, so nobody is announced to twice and
+nobody is skipped.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
-from audiences.definitions import ENTERED, EXITED
-from audiences.membership import EVENT, Audiences, Customers, page_end
+from audiences.membership import MEMBERSHIP, Audiences, Change, Customers, page_end
 from contracts.activities import RefreshSegmentsInput, RefreshSegmentsResult
 from contracts.events import JourneyEvent
 
@@ -78,16 +77,23 @@ class SegmentActivities:
 
 
 def _page_events(connection: Any, page: Customers, now: datetime) -> list[tuple[str, JourneyEvent]]:
+    """Every segment change of the page's customers at ``now``, as the events ``refresh`` recorded (their ids name
+    the stay). Read from the page's stays by customer id, so a page reads about its own customers only: reading
+    the ``event`` table by moment read every change of the whole refresh so far, on every page."""
     rows = connection.execute(
-        select(EVENT.c.customer_id, EVENT.c.event_id, EVENT.c.type, EVENT.c.properties)
-        .where(
-            or_(EVENT.c.type.startswith(f"{ENTERED}."), EVENT.c.type.startswith(f"{EXITED}.")),
-            EVENT.c.occurred_at == now,
-            page.holds(EVENT.c.customer_id),
+        select(
+            MEMBERSHIP.c.id,
+            MEMBERSHIP.c.segment,
+            MEMBERSHIP.c.customer_id,
+            MEMBERSHIP.c.entered_at,
+            MEMBERSHIP.c.exited_at,
         )
-        .order_by(EVENT.c.id)
+        .where(page.holds(MEMBERSHIP.c.customer_id), or_(MEMBERSHIP.c.entered_at == now, MEMBERSHIP.c.exited_at == now))
+        .order_by(MEMBERSHIP.c.id)
     )
-    return [
-        (str(customer), JourneyEvent(id=str(event_id), type=str(kind), properties=dict(properties), timestamp=now))
-        for customer, event_id, kind, properties in rows
-    ]
+    found: list[tuple[str, JourneyEvent]] = []
+    for stay, segment, customer, entered_at, exited_at in rows:
+        moves = ([True] if entered_at == now else []) + ([False] if exited_at == now else [])
+        for entered in moves:
+            found.append((str(customer), Change(str(segment), str(customer), entered, now, int(stay)).event()))
+    return found

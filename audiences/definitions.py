@@ -25,8 +25,10 @@ from pydantic import Field, ValidationError
 
 from audiences.conditions import Condition, ConditionModel, Scope, kind_of, kinds, walk
 from audiences.conditions.consent import ConsentSpec
+from audiences.conditions.performed import PerformedCondition
 from audiences.scores import ScoreDefinition, load_scores, scores_beside
 from journeymap.errors import MapError, MapValidationError
+from journeymap.events import TrackingPlan
 from journeymap.fields import IDENTIFIER, FrozenModel
 from journeymap.loader import parse_yaml, read_text
 from journeymap.models import JourneyMap
@@ -217,6 +219,16 @@ def load_segment_files(
     paths: Iterable[Path], *, lists: Iterable[str] | None = None, scores: Mapping[str, ScoreDefinition] | None = None
 ) -> dict[str, Segment]:
     """The segments of ``paths`` (checked together); ``scores`` default to those beside the first path's folder."""
+    found = read_segment_files(paths, lists=lists, scores=scores)
+    return {name: segment for name, (_, segment) in found.items()}
+
+
+def read_segment_files(
+    paths: Iterable[Path], *, lists: Iterable[str] | None = None, scores: Mapping[str, ScoreDefinition] | None = None
+) -> dict[str, tuple[str, Segment]]:
+    """Every segment of ``paths`` by name, with the file it came from; raises :class:`MapValidationError` listing
+    every problem of every file (shapes, names across the set, cycles). ``scores`` default to those beside the
+    first path's folder."""
     paths = list(paths)
     if scores is None:
         scores = load_scores(scores_beside(paths[0].parent)) if paths else {}
@@ -237,7 +249,37 @@ def load_segment_files(
     errors += check_segments(found, lists=lists, scores=scores)
     if errors:
         raise MapValidationError(errors)
-    return {name: segment for name, (_, segment) in found.items()}
+    return found
+
+
+def check_segment_events(segments: dict[str, tuple[str, Segment]], plan: TrackingPlan) -> list[MapError]:
+    """What the segments count against the tracking plan (``events.yaml`` and the maps' ``events:``): each event a
+    condition counts is declared (a misspelt one would count nothing, silently, for ever), and each property a
+    ``performed`` condition compares is one its event declares. Segment events (``segment_entered.<segment>``)
+    are the system's own: they name a segment of the set instead."""
+    errors: list[MapError] = []
+    for source, segment in segments.values():
+        for path, condition in walk(segment.where):
+            for event in kind_of(condition).events(condition):
+                prefix, dot, named = event.partition(".")
+                if dot and prefix in (ENTERED, EXITED):
+                    if named not in segments:
+                        message = f"unknown segment {named!r} in {event!r}{did_you_mean(named, segments)}"
+                        errors.append(MapError(source, path, message))
+                elif event not in plan.events:
+                    suggestion = did_you_mean(event, plan.events)
+                    message = f"event {event!r} is not in the tracking plan (events.yaml, maps' events:){suggestion}"
+                    errors.append(MapError(source, path, message))
+            if isinstance(condition, PerformedCondition) and condition.performed in plan.events:
+                declared = plan.events[condition.performed].properties
+                for index, compared in enumerate(condition.where):
+                    if compared.property not in declared:
+                        message = (
+                            f"event {condition.performed!r} declares no property {compared.property!r}"
+                            f"{did_you_mean(compared.property, declared)}"
+                        )
+                        errors.append(MapError(source, f"{path}.where[{index}].property", message))
+    return errors
 
 
 def check_map_segments(journey: JourneyMap, segments: Iterable[str], *, source: str) -> list[MapError]:

@@ -10,11 +10,11 @@ a refresh is two statements, whatever the number of customers::
         WHERE segment = :segment AND exited_at IS NULL AND <in the set>
           AND NOT EXISTS (SELECT 1 FROM customer WHERE id = customer_id AND <the condition>)  RETURNING customer_id
 
-The condition is each kind's SQL (:mod:`audiences.conditions`), compiled by SQLAlchemy for SQLite and
-PostgreSQL alike. What ``RETURNING`` gives back are the customers who entered and left: each becomes a
+The condition is each kind's SQL (:mod:`audiences.conditions`), compiled by SQLAlchemy for SQLite and PostgreSQL
+alike. What ``RETURNING`` gives back are the customers who entered and left: each becomes a
 ``segment_entered.<segment>`` or ``segment_exited.<segment>`` event (property ``segment``), recorded in the
-``event`` table by one more ``INSERT ... SELECT`` in the same transaction (so the report and other segments see
-it) and returned for the caller to route to journeys. Its id names the stay
+``event`` table by one more multi-row ``INSERT`` of what ``RETURNING`` gave, in the same transaction (so the report
+and other segments see it) and returned for the caller to route to journeys. Its id names the stay
 (``segment_entered.<segment>/<stay id>``): the same change announced twice has effect once. A unique index allows
 one open stay per customer and segment, so two refreshes racing cannot open two.
 """
@@ -113,13 +113,13 @@ def refresh(
     connection: Connection, segment: Segment, *, now: datetime, customers: Customers = EVERYONE
 ) -> list[Change]:
     """Bring ``segment``'s membership up to date for ``customers`` (in the caller's transaction)."""
-    entering, exiting, record_entered, record_exited = _statements(segment, now, customers.holds)
+    entering, exiting, _, _ = _statements(segment, now, customers.holds)
     entered = connection.execute(entering).all()
     exited = connection.execute(exiting).all()
     if entered:
-        connection.execute(record_entered)
+        _record_rows(connection, segment.name, True, entered, now)
     if exited:
-        connection.execute(record_exited)
+        _record_rows(connection, segment.name, False, exited, now)
     return _changes(segment.name, now, entered, exited)
 
 
@@ -236,8 +236,9 @@ def _record(
     holds: Callable[[ColumnElement[Any]], ColumnElement[bool]],
 ) -> Any:
     """The changes a refresh made as rows of the ``event`` table: the stays of the customers ``holds`` selects
-    that it opened or closed at ``now`` (the pages of one scheduled refresh share their ``now``, never their
-    customers)."""
+    that it opened or closed at ``now``. One statement, so the event path's prepared re-check (a batch's few
+    customers) runs it on the driver's cursor; :func:`refresh` writes from the rows ``RETURNING`` gave instead
+    (:func:`_record_rows`)."""
     moment = literal(now, UTCDateTime())
     kind = event_type(entered, segment)
     changed = select(
@@ -250,6 +251,26 @@ def _record(
     ).where(MEMBERSHIP.c.segment == segment, when == now, holds(MEMBERSHIP.c.customer_id))
     columns = ["event_id", "customer_id", "type", "properties", "occurred_at", "recorded_at"]
     return insert(EVENT).from_select(columns, changed)
+
+
+def _record_rows(connection: Connection, segment: str, entered: bool, stays: Sequence[Any], now: datetime) -> None:
+    """The stays this refresh opened or closed (``(id, customer_id)``, as ``RETURNING`` gave them) as rows of the
+    ``event`` table, in one multi-row insert. From the rows in hand, not read back: reading back "this segment's
+    stays changed at ``now``" scanned every stay the refresh had changed so far, on every page, so the refresh of
+    a large audience grew with the square of its pages (docs/benchmarks.md)."""
+    kind = event_type(entered, segment)
+    rows = [
+        {
+            "event_id": f"{kind}/{stay}",
+            "customer_id": str(customer),
+            "type": kind,
+            "properties": {"segment": segment},
+            "occurred_at": now,
+            "recorded_at": now,
+        }
+        for stay, customer in stays
+    ]
+    connection.execute(insert(EVENT), rows)
 
 
 class Audiences:
@@ -288,6 +309,21 @@ class Audiences:
         """The segments a change of these traits may change, in refresh order."""
         changed = set(traits)
         return self._with_readers(name for name, found in self._dependencies.items() if found.traits & changed)
+
+    def for_consent(self) -> list[str]:
+        """The segments a change of consent may change (those with a ``consent`` condition and their readers), in
+        refresh order."""
+        return self._with_readers(name for name, found in self._dependencies.items() if found.consent)
+
+    def after_consent(self, connection: Connection, customer_ids: Iterable[str], *, now: datetime) -> list[Change]:
+        """Re-check, for these customers only, the segments that read consent (in the caller's transaction): what
+        an unsubscribe, a preference change or an SMS STOP changes at once, instead of at the Schedule's next run.
+        Nothing at all when no segment reads consent."""
+        names = self.for_consent()
+        who = tuple(sorted(set(customer_ids)))
+        if not names or not who:
+            return []
+        return self.refresh(connection, names, now=now, customers=Customers(only=who))
 
     def for_lists(self, lists: Iterable[str]) -> list[str]:
         names = set(lists)

@@ -58,6 +58,11 @@ def check_contract(
     return errors
 
 
+SYSTEM_EVENT_PREFIXES = ("segment_entered.", "segment_exited.")
+"""Events journeys make themselves (entering or leaving a segment, ``audiences.definitions``), not a backend: they
+are not in the tracking plan; ``journeys validate`` and ``journeys check`` hold them to the segments defined."""
+
+
 def _undeclared_events(journey: JourneyMap, plan: TrackingPlan, source: str) -> Iterator[MapError]:
     used: list[tuple[str, str]] = [(f"entry.events[{i}]", e) for i, e in enumerate(journey.entry.events)]
     used += [(f"exit_on[{i}]", rule.event) for i, rule in enumerate(journey.exit_on)]
@@ -66,7 +71,7 @@ def _undeclared_events(journey: JourneyMap, plan: TrackingPlan, source: str) -> 
     for index, step in enumerate(journey.steps):
         used += [(f"steps[{index}].{kind_of(step).name}.events", e) for e in kind_of(step).events(step)]
     for path, event in used:
-        if event not in plan.events:
+        if event not in plan.events and not event.startswith(SYSTEM_EVENT_PREFIXES):
             suggestion = did_you_mean(event, plan.events)
             message = f"event {event!r} is not declared{suggestion}; declare it in events.yaml or under `events:`"
             yield MapError(source, path, message)

@@ -19,6 +19,7 @@ EXPECTED = {
     "memory": {"max_cached_workflows", "worker_max_cached_workflows", "rss_mib", "journeys_waiting", "cached"},
     "replay": {"histories_per_s", "failures"},
     "report": {"events", "report_s", "peak_rss_mib", "report_orders", "orders"},
+    "segments": {"customers", "events", "first_refresh_s", "again_s", "peak_rss_mib", "entered", "members"},
     "simulate": {"seconds", "events", "messages", "skip_s", "route_s", "respond_s"},
     "wakeup": {"journeys", "max_cached_workflows", "waiting_at_moment", "woken_per_s", "worker_cpu_ms_per_journey"},
     "soak": {"channel", "messages_expected", "sent_once", "sent_twice", "lost"},
@@ -62,6 +63,10 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
         assert all(row["lost"] == row["not_yet"] == row["unexpected"] == 0 for row in rows.values())
         assert rows["email"]["sent_twice"] == rows["email"]["sent_more"] == 0
         assert report["settings"]["workers_killed"] > 0
+    if name == "segments":
+        # Everyone who belongs entered on the first refresh, and the second, at the same moment, moved nobody.
+        for row in report["results"]:
+            assert row["entered"] == sum(row["members"].values()) > 0 and row["again_changes"] == 0, row
     if name == "latency":
         assert report["results"][0]["sent"] == report["results"][0]["events"]
     if name == "ingest":

@@ -23,10 +23,11 @@ from contracts.segments import REFRESH_WORKFLOW, SegmentRefreshInput, SegmentRef
 from starter.api.ingestion import Ingestion
 from starter.api.models import IdentifyMessage, TrackMessage
 from starter.api.services import ApiServices
+from starter.catalog import load_catalog
 from storage import make_engine
 from storage.tables import Customer, Event, SegmentMembership
 from testkit import JourneyEnvironment
-from testkit.harness import write_journeys
+from testkit.harness import ROOT, write_journeys
 
 WINBACK = """
 name: winback
@@ -188,3 +189,48 @@ async def test_a_retried_page_announces_the_same_events_and_changes_nothing(tmp_
     ids = [("ann", "segment_entered.lapsed/1"), ("bob", "segment_entered.lapsed/2")]
     assert announced == ids + ids
     engine.dispose()
+
+
+async def test_the_shipped_rescue_starts_when_a_customer_lapses_and_ends_when_she_returns(
+    time_env: WorkflowEnvironment, tmp_path: Path, database_url: str
+) -> None:
+    """The shipped map (journeys/lapsed_rescue.yaml) on the shipped segment (segments/lapsed_customers.yaml):
+    nothing but 61 silent days starts it; an order ends it, and no last call follows."""
+    shipped = ROOT / "journeys"
+    queue = f"rescue-{uuid.uuid4().hex[:8]}"
+    catalog = {"lapsed_rescue": load_catalog(shipped)["lapsed_rescue"]}
+    async with JourneyEnvironment.start(
+        shipped, catalog=catalog, env=time_env, database_url=database_url, task_queue=queue
+    ) as system:
+        services = ApiServices(system.journeys, system.engine, audiences=Audiences(load_segments(shipped / "segments")))
+        ingestion = Ingestion(lambda: services)
+        workflow_id = journey_workflow_id("lapsed_rescue", "ada")
+        system.started[("lapsed_rescue", "ada")] = {workflow_id}
+        system.add_customer("ada", first_name="Ada")
+
+        async def order(number: int) -> None:
+            message = {"userId": "ada", "event": "order_placed", "properties": {"order_id": f"o-{number}"}}
+            await ingestion.message(TrackMessage.model_validate(message))
+
+        await order(1)
+        assert await system.rest(workflow_id) is None  # she just ordered: not lapsed
+        done: SegmentRefreshResult = await system.client.execute_workflow(
+            REFRESH_WORKFLOW,
+            SegmentRefreshInput(now=datetime.now(UTC) + timedelta(days=61)),
+            id=f"segments/refresh/{uuid.uuid4().hex}",
+            task_queue=queue,
+            result_type=SegmentRefreshResult,
+        )
+        assert (done.entered, done.exited) == (1, 0)
+        state = await system.rest(workflow_id)
+        assert state is not None and (state.status, state.step) == ("waiting", "winback_wait")
+        assert [(row.template, row.channel) for row in system.sends("ada")] == [("lapsed_winback", "push")]
+
+        await order(2)  # back: the order is the goal, and she leaves the segment on the API's path
+        state = await system.rest(workflow_id)
+        assert state is not None and state.status not in ("running", "waiting")
+        assert state.goal_reached_at is not None
+        assert [row.template for row in system.sends("ada")] == ["lapsed_winback"]
+        with Session(system.engine) as session:
+            stays = session.exec(select(SegmentMembership).where(SegmentMembership.segment == "lapsed_customers"))
+            assert [(s.customer_id, s.exited_at is not None) for s in stays] == [("ada", True)]

@@ -3,13 +3,15 @@ promotional}``), read as a send reads it (``activities.consent``): the latest ``
 this one or ``*`` and whose category is this one or ``*`` wins. With no row, ``unset`` decides (by default the
 customer is not in: a campaign audience wants an explicit opt-in).
 
-Consent changes outside the event path (an unsubscribe link, an SMS STOP), so the schedule re-checks it.
+A change of consent re-checks it at once (``starter.consent_segments``); a pause running out changes it with no
+write at all, so the schedule re-checks it too.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, false, func, select, true
+from sqlalchemy import Boolean, false, func, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from audiences.conditions.base import ConditionKind, ConditionModel, Query, register
 from journeymap.fields import Category, Channel, FrozenModel
@@ -47,6 +49,8 @@ class Consent(ConditionKind[ConsentCondition]):
                 row.c.customer_id == query.customer.c.id,
                 row.c.channel.in_([spec.channel, "*"]),
                 row.c.category.in_([spec.category, "*"]),
+                # A pause (a word with ``until``) holds only until then, as a send reads it; after, the earlier word.
+                or_(row.c.until.is_(None), row.c.until > literal(query.now, UTCDateTime())),
             )
             .order_by(row.c.at.desc(), row.c.id.desc())
             .limit(1)

@@ -13,12 +13,12 @@ measured, look-ups and records run that way cost more than twice the sum of each
 In one call the records go first, so a copy of a message whose first copy is being recorded is answered as
 the duplicate it is.
 
-Segments (issue 15) stay current on this path at little cost: in the records' transaction, only the segments
-that count one of the batch's event types (or read one of an identify's traits) are re-checked, and only for the
-customers those messages are about (``audiences.membership``: two set-based statements per segment, built once
-per segment and run on the driver's cursor, ``Audiences.recheck``). A batch of event types no segment counts pays
-a dictionary look-up per message. The changes found go back to the caller,
-which routes them to journeys as ``segment_entered.<segment>``/``segment_exited.<segment>`` events.
+Segments (issue 15) stay current on this path at little cost: in the records' transaction, only the segments that
+count one of the batch's event types (or read one of an identify's traits, or consent an identify gave) are
+re-checked, and only for the customers those messages are about (``audiences.membership``: two set-based statements
+per segment, built once per segment and run on the driver's cursor, ``Audiences.recheck``). A batch of event types
+no segment counts pays a dictionary look-up per message. The changes found go back to the caller, which routes
+them to journeys as ``segment_entered.<segment>``/``segment_exited.<segment>`` events.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ class Handled:
     ``quarantinedevent`` instead of ``event``."""
     traits: frozenset[str] = frozenset()
     """The traits an identify set: segments reading them are re-checked."""
+    consent: bool = False
+    """Whether an identify recorded consent words: segments reading consent are re-checked."""
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,7 @@ class Bookkeeping:
         for h in handled:
             names = self._audiences.for_event(h.event.type) if h.event is not None else []
             names += self._audiences.for_traits(h.traits) if h.traits else []
+            names += self._audiences.for_consent() if h.consent else []
             for name in names:
                 who.setdefault(name, set()).add(h.customer_id)
         changes: list[Change] = []

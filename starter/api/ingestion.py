@@ -105,7 +105,8 @@ class Ingestion:
     ) -> MessageResult:
         """The message's journeys, then its record: what the claim on its ``messageId`` covers."""
         customer_id = known.customer_id
-        if isinstance(message, IdentifyMessage) and (words := message.consent_words()):
+        words = message.consent_words() if isinstance(message, IdentifyMessage) else []
+        if words:
             # Before the answer, so a send right after the backend's identify already reads the new word.
             await asyncio.to_thread(record_words, services.engine, customer_id, words, source="identify")
         reached: list[JourneyReached] = []
@@ -133,7 +134,7 @@ class Ingestion:
         )
         traits = frozenset(message.traits) if isinstance(message, IdentifyMessage) else frozenset()
         changes = await services.bookkeeping.after_routing(
-            Handled(customer_id, event, result, quarantine=problems or None, traits=traits)
+            Handled(customer_id, event, result, quarantine=problems or None, traits=traits, consent=bool(words))
         )
         # Entering or leaving a segment is an event like any other: journeys may enter, wait or exit on it.
         for change in changes:

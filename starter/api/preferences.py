@@ -35,6 +35,7 @@ from activities.preferences import Choice, apply_choices, choices, pause_in_forc
 from journeymap.preferences import PreferenceCatalog
 from runtime.links import BadLink, LinkSigner
 from starter.api.services import get_services
+from starter.consent_segments import consent_changed
 
 PAGES = Path(__file__).resolve().parent / "pages"
 FORM_TTL = timedelta(hours=1)
@@ -107,6 +108,8 @@ def preferences_router(pages: PreferencePages) -> APIRouter:
             await asyncio.to_thread(
                 set_consent, engine, customer_id, channel=channel, category=category, granted=False, source=source
             )
+            services = get_services(request)
+            await consent_changed(engine, services.audiences, services.journeys, [customer_id])
         return render(
             "unsubscribed.html" if done else "unsubscribe.html",
             channel=CHANNEL_LABELS.get(channel, channel),
@@ -181,6 +184,8 @@ def preferences_router(pages: PreferencePages) -> APIRouter:
             resume="resume" in form,
             now=now,
         )
+        services = get_services(request)
+        await consent_changed(engine, services.audiences, services.journeys, [customer_id])
         # Post/redirect/get: a reload does not post the form again.
         return RedirectResponse(f"{request.url.path}?saved=1", status_code=303, headers=HEADERS)
 

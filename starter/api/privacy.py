@@ -30,6 +30,7 @@ from runtime.settings import Settings
 from starter import privacy
 from starter.api.models import ErrorResponse, Text, Time
 from starter.api.services import get_services
+from starter.consent_segments import consent_changed
 
 
 class ConsentChange(BaseModel):
@@ -75,9 +76,10 @@ def customers_router(settings: Settings, catalog: PreferenceCatalog) -> APIRoute
         """Record a grant or revocation; it holds from the customer's very next send."""
         if change.category not in known_scopes:
             raise InputError(f"category: {change.category!r} is not a category or a topic of this brand")
+        services = get_services(request)
         row = await asyncio.to_thread(
             set_consent,
-            get_services(request).engine,
+            services.engine,
             customer_id,
             channel=change.channel,
             category=change.category,
@@ -85,6 +87,8 @@ def customers_router(settings: Settings, catalog: PreferenceCatalog) -> APIRoute
             source=change.source,
             until=change.until,
         )
+        # The segments reading consent follow the customer's word now, not at the Schedule's next run.
+        await consent_changed(services.engine, services.audiences, services.journeys, [customer_id])
         return consent_record(row)
 
     @router.get(

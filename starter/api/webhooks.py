@@ -38,6 +38,7 @@ from contracts.errors import AccessDenied, InputError, NotConfigured
 from runtime.settings import Settings
 from starter.api.identities import merged_customer
 from starter.api.services import get_services
+from starter.consent_segments import consent_changed
 
 SVIX_TOLERANCE_SECONDS = 300
 
@@ -84,6 +85,8 @@ def webhook_router(settings: Settings) -> APIRouter:
         # The ledger names the customer a journey ran under, which identify may have merged into another since.
         customer_id, absorbed = await asyncio.to_thread(merged_customer, services.engine, found.customer_id)
         routed = await services.journeys.send_event(customer_id, found.event, absorbed=absorbed)
+        if found.consent_changed:  # a STOP or a bounce takes the customer out of consent segments now
+            await consent_changed(services.engine, services.audiences, services.journeys, [found.customer_id])
         return [r.journey for r in routed]
 
     @router.post("/twilio/status")

@@ -2,9 +2,12 @@
 
 1. **validate**: every map (and its templates and events) of the paths given (maps, or folders of maps: the
    journeys folder by default), and what holds across a folder's maps, as a deployment loads them;
-2. **scenarios**: the scenarios beside them (``scenarios/``), played on the time-skipping server as
+2. **segments**: the segments of each folder's ``segments/`` as the worker loads them (shapes, names,
+   ``in_segment`` names and cycles), the events and properties they count against the tracking plan, and the
+   segment events the valid maps name (``segment_entered.<segment>``) against the segments defined;
+3. **scenarios**: the scenarios beside them (``scenarios/``), played on the time-skipping server as
    ``journeys test`` plays them;
-3. **replay**: the recorded histories (``--histories DIR``, JSON as the Temporal UI and CLI export them; the
+4. **replay**: the recorded histories (``--histories DIR``, JSON as the Temporal UI and CLI export them; the
    ``histories/`` folder beside the maps by default) replayed against this code, so a change the journeys in
    flight could not follow is caught.
 
@@ -20,10 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiences.definitions import Segment, check_map_segments, check_segment_events, read_segment_files
 from journeymap import MapValidationError, load_map
+from journeymap.errors import MapError
 from runtime.connection import data_converter
 from runtime.settings import Settings
-from starter.catalog import load_catalog, map_files
+from starter.catalog import load_catalog, load_plan, map_files
 from starter.commands.replay import replay_files
 from starter.commands.test import plan, play, quiet_sdk_logs
 
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     valid, invalid = _validate(paths)
     results = {
         "validate": not invalid,
+        "segments": _segments(folders, valid),
         "scenarios": _scenarios(valid),
         "replay": _replay(args.histories or [folder / "histories" for folder in folders], settings),
     }
@@ -85,6 +91,38 @@ def _validate(paths: list[Path]) -> tuple[list[Path], list[Path]]:
                 for error in exc.errors:
                     print(error)
     return valid, invalid
+
+
+def _segments(folders: list[Path], maps: list[Path]) -> bool:
+    """Each folder's segments, what they count, and the segments the valid ``maps`` of the folder name."""
+    print("== segments")
+    ok = True
+    for folder in sorted(set(folders)):
+        files = sorted((folder / "segments").glob("*.yaml"))
+        mine = {path: load_map(path) for path in maps if path.parent == folder}
+        found: dict[str, tuple[str, Segment]] = {}
+        problems: list[MapError] = []
+        try:
+            found = read_segment_files(files)
+        except MapValidationError as exc:
+            problems += exc.errors
+        else:
+            try:
+                plan = load_plan(folder, {journey.name: journey for journey in mine.values()})
+            except MapValidationError:
+                plan = None  # two maps declaring one event differently: reported by validate
+            if plan is not None:
+                problems += check_segment_events(found, plan)
+        for path, journey in mine.items():
+            problems += check_map_segments(journey, found, source=path.name)
+        for problem in problems:
+            print(problem)
+        ok &= not problems
+        if files and not problems:
+            print(f"{folder.name}/segments: ok ({len(found)} segments: {', '.join(sorted(found))})")
+        elif not files and not problems:
+            print(f"{folder.name}: no segments")
+    return ok
 
 
 def _scenarios(maps: list[Path]) -> bool:

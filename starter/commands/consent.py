@@ -1,8 +1,10 @@
 """``journeys consent show|grant|revoke CUSTOMER`` and ``journeys consent audit``: a customer's say, from a shell.
 
-Writes to the journeys database directly, like ``journeys identify``; a change holds from the customer's very
-next send (consent is read at every send). Every change is recorded with its source (``cli`` unless given)
-and time, and ``audit`` prints the whole trail as CSV or JSON lines for a compliance officer.
+Writes to the journeys database directly, like ``journeys identify``; a change holds from the customer's very next
+send (consent is read at every send), and the segments reading consent are re-checked for the customer at once,
+their changes routed to journeys through Temporal (``starter.consent_segments``). Every change is recorded with its
+source (``cli`` unless given) and time, and ``audit`` prints the whole trail as CSV or JSON lines for a compliance
+officer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from journeymap.durations import parse_duration
 from journeymap.preferences import load_preferences
 from runtime.settings import Settings
 from starter.api.privacy import audit_csv, parse_since
+from starter.consent_segments import recheck_from_cli
 from storage import make_engine
 
 CHANNELS = ("*", "email", "sms", "push", "voice", "webhook")
@@ -103,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         )
         word = "granted" if row.granted else "revoked"
         print(f"customer {args.customer_id}: {word} {row.channel}/{row.category} ({row.source})")
+        note = recheck_from_cli(settings, engine, [args.customer_id])
+        if note is not None:
+            print(f"customer {args.customer_id}: {note}")
         return 0
     finally:
         engine.dispose()

@@ -14,6 +14,7 @@ from contracts.errors import UsageError
 from runtime.settings import Settings
 from starter.api.identities import identities_of, resolve_customer
 from starter.commands.track import parse_properties
+from starter.consent_segments import recheck_from_cli
 from storage import make_engine
 
 
@@ -36,13 +37,18 @@ def run(args: argparse.Namespace) -> int:
         words = consent_from_traits(traits.pop(CONSENT_TRAIT)) if CONSENT_TRAIT in traits else []
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    engine = make_engine(Settings().database)
+    settings = Settings()
+    engine = make_engine(settings.database)
     try:
         customer_id = resolve_customer(engine, user_id=args.user_id, anonymous_id=args.anonymous_id, traits=traits)
+        note = None
         if words:
             record_words(engine, customer_id, words, source="cli")
+            note = recheck_from_cli(settings, engine, [customer_id])
         kinds = sorted({kind for kind, _ in identities_of(engine, customer_id)})
     finally:
         engine.dispose()
     print(f"customer {customer_id}: linked {', '.join(kinds)}")
+    if note is not None:
+        print(f"customer {customer_id}: {note}")
     return 0
