@@ -118,7 +118,7 @@ def test_a_misspelt_name_gets_the_nearest_known_one(folder: Path, capsys: pytest
         "refill.yaml: steps[0].next: unknown step 'wiat' (did you mean 'wait'?)",
         "refill.yaml: steps[2].next: unknown step 'zebra'",  # nothing close: no guess
         "refill.yaml: steps[1].wait_for.match: unknown name 'evnt' (did you mean 'event'?) in "
-        "'evnt.n == vars.cout'; expressions may use event, journey, now, profile, segments, trigger, vars and "
+        "'evnt.n == vars.cout'; expressions may use event, journey, now, profile, scores, segments, trigger, vars and "
         "date, days, days_between, hours()",
         # Each step kind's own checks come last, step by step in the map's order.
         "refill.yaml: steps[0].send.template: template 'typos' push.title: unknown variable 'profle' "
@@ -269,7 +269,7 @@ def test_expression_problems(folder: Path, capsys: pytest.CaptureFixture[str]) -
     )
     assert errors == [
         "refill.yaml: steps[0].branch[0].when: unknown name 'customer' in 'customer.age > 3'; expressions may use "
-        "event, journey, now, profile, segments, trigger, vars and date, days, days_between, hours()",
+        "event, journey, now, profile, scores, segments, trigger, vars and date, days, days_between, hours()",
         "refill.yaml: steps[1].branch[0].when: unknown variable vars.missing in 'vars.missing > 3'; "
         "declare it under `variables:`",
         "refill.yaml: steps[2].branch[0].when: 'vars.count >' is not a valid expression: unexpected ')'",
