@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -37,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         BroadcastResult,
         SegmentSizeInput,
     )
+    from journeymap.timing import customer_zone  # zoneinfo, outside the sandbox's restrictions
 
 MEMO = "progress"
 
@@ -67,7 +67,7 @@ class BroadcastWorkflow:
             broadcast=input.broadcast, occurrence=workflow.info().workflow_id
         )
         self._progress = progress
-        local_date = input.local_date or workflow.now().astimezone(ZoneInfo(input.zone)).date()
+        local_date = input.local_date or workflow.now().astimezone(customer_zone(input.zone, "UTC")).date()
         if progress.members is None:
             progress.members = await workflow.execute_activity(
                 contracts.segment_size,
