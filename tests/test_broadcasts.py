@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import insert, update
-from sqlmodel import Session, select
+from sqlmodel import Session
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -184,7 +184,7 @@ async def test_pause_resume_cancel_and_who_left_meanwhile(
         assert (progress.started, progress.members) == (0, 4)
         _leave(system, "c02")  # leaves while the broadcast is paused: not sent when it resumes
         await handle.signal("resume")
-        done = BroadcastResult.model_validate((await handle.result()))
+        done = BroadcastResult.model_validate(await handle.result())
         assert (done.progress.started, done.progress.state) == (3, "done")
         assert await _sent(system, occurrence, ["c00", "c01", "c03"]) == ["c00", "c01", "c03"]
 
