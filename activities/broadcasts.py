@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, and_, false, func, or_, select, true
+from sqlalchemy import Boolean, false, func, or_, select, true
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from temporalio import activity
@@ -64,7 +64,10 @@ StartJourney = Callable[[BroadcastStart], Awaitable[bool]]
 
 
 class BroadcastActivities:
-    def __init__(self, engine: Engine, delivery: DeliverySettings, start: StartJourney | None) -> None:
+    def __init__(
+        self, engine: Engine, delivery: DeliverySettings, start: StartJourney | None, *, concurrency: int = CONCURRENCY
+    ) -> None:
+        self._concurrency = concurrency
         self._engine = engine
         self._delivery = delivery
         self._start = start
@@ -91,7 +94,7 @@ class BroadcastActivities:
                 skipped[reason] = skipped.get(reason, 0) + 1
             else:
                 chosen.append((customer_id, zone))
-        gate = asyncio.Semaphore(CONCURRENCY)
+        gate = asyncio.Semaphore(self._concurrency)
         start = self._start
 
         async def one(customer_id: str, zone: str | None) -> None:
@@ -190,4 +193,4 @@ def local_delay(day: date, at: str, zone: Any, *, now: datetime | None = None) -
     return left if left > timedelta(0) else None
 
 
-__all__ = ["BroadcastActivities", "BroadcastStart", "StartJourney", "and_", "local_delay"]
+__all__ = ["BroadcastActivities", "BroadcastStart", "StartJourney", "local_delay"]

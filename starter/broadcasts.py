@@ -31,6 +31,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
 )
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -165,6 +166,7 @@ async def start_occurrence(
             id=workflow_id,
             task_queue=settings.task_queue,
             static_summary=f"broadcast {broadcast.name}: {broadcast.journey} to {broadcast.segment}",
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
     except WorkflowAlreadyStartedError:
         raise InputError(f"occurrence {workflow_id} was already started: its members were sent to") from None

@@ -5,15 +5,18 @@ retried, and pauses, resumes and cancels."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import insert, update
 from sqlmodel import Session
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.broadcasts import BroadcastActivities, BroadcastStart, local_delay
@@ -200,12 +203,12 @@ async def test_pause_resume_cancel_and_who_left_meanwhile(
         assert memo["progress"]["state"] == "cancelled" and memo["progress"]["started"] == 0
 
 
-async def _progress_when(handle: object, check: object) -> BroadcastProgress:
-    import asyncio
-
+async def _progress_when(
+    handle: WorkflowHandle[Any, Any], check: Callable[[BroadcastProgress], bool]
+) -> BroadcastProgress:
     for _ in range(600):
-        answer = await handle.query("progress", result_type=BroadcastProgress)  # type: ignore[attr-defined]
-        if answer is not None and check(answer):  # type: ignore[operator]
+        answer: BroadcastProgress | None = await handle.query("progress", result_type=BroadcastProgress)
+        if answer is not None and check(answer):
             return answer
         await asyncio.sleep(0.05)
     raise AssertionError("the broadcast never reached the expected state")
