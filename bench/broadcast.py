@@ -127,7 +127,7 @@ async def _raw(client: Client, journey: JourneyMap, label: str, customers: int, 
                 start_signal="event",
                 start_signal_args=[event],
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=entry_search_attributes("flu", customer),
+                search_attributes=entry_search_attributes("flu", customer, search_by_step=False),
                 static_summary=entry_summary(journey, customer),
             )
 

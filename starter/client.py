@@ -178,6 +178,7 @@ class JourneyClient:
                     instance_key=start.occurrence,
                     continue_as_new_after_events=self._continue_as_new_after,
                     delivery=self._delivery,
+                    search_by_step=self._search_by_step,
                 ),
                 id=workflow_id,
                 task_queue=self._task_queue,
@@ -185,7 +186,9 @@ class JourneyClient:
                 start_signal_args=[start.event],
                 start_delay=start.delay,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=entry_search_attributes(journey.name, start.customer_id),
+                search_attributes=entry_search_attributes(
+                    journey.name, start.customer_id, search_by_step=self._search_by_step is not False
+                ),
                 static_summary=entry_summary(journey, start.customer_id),
                 static_details=journey.description or None,
             )
