@@ -25,7 +25,7 @@ from contracts.broadcasts import (
 )
 from storage import Customer, Delivery, make_engine
 from storage.tables import SegmentMembership
-from testkit.harness import write_journeys
+from testkit.harness import ROOT, write_journeys
 
 MAP = """
 name: flu
@@ -65,6 +65,7 @@ async def test_a_worker_killed_mid_fan_out_starts_every_member_once(
         )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")},
+        "PYTHONPATH": str(ROOT),  # the worker runs this checkout's code, whatever is installed
         "JOURNEYS_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "JOURNEYS_TASK_QUEUE": task_queue,
         "JOURNEYS_DATA_DIR": str(tmp_path),
