@@ -255,6 +255,11 @@ class Settings(BaseSettings):
         """Where the segment definitions live (issue 15)."""
         return self.journeys_dir / "segments"
 
+    @property
+    def broadcasts_dir(self) -> Path:
+        """Where the broadcast definitions live (issue 15): a map sent to a segment at a set time."""
+        return self.journeys_dir / "broadcasts"
+
 
 def settings_error(exc: ValidationError) -> ConfigurationError | None:
     """A bad ``JOURNEYS_*`` value as one line naming the variable, or None when ``exc`` is not about settings.

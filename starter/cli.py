@@ -39,6 +39,7 @@ COMMANDS = (
     "check",
     "segments",
     "score",
+    "broadcast",
 )
 
 

@@ -13,11 +13,13 @@ from typing import Literal
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.broadcasts import BroadcastStart
 from contracts import search_attributes as sa
 from contracts.events import JourneyEvent
-from contracts.ids import TASK_QUEUE
+from contracts.ids import TASK_QUEUE, journey_workflow_id
 from journeymap import JourneyMap
 from journeymap.events import TrackingPlan
 from journeymap.routing import Routes, Target
@@ -154,6 +156,45 @@ class JourneyClient:
             static_summary=entry_summary(journey, customer_id),
             static_details=journey.description or None,
         )
+
+    async def start_broadcast(self, start: BroadcastStart) -> bool:
+        """Start one broadcast member's journey (``activities.broadcasts``); False when it was already started.
+
+        The id names the map, the customer and the occurrence (the instance key), and a closed journey's id is not
+        reused (``REJECT_DUPLICATE``): a retried page or a fan-out resumed after a crash starts nobody twice. A
+        running one takes the trigger as a signal and drops it (its id is seen). ``start.delay`` holds the first
+        workflow task back until the customer's local send time.
+        """
+        journey = self._catalog.get(start.journey)
+        if journey is None:
+            raise ApplicationError(f"no map named {start.journey!r} on this worker", type="InputError")
+        workflow_id = journey_workflow_id(journey.name, start.customer_id, start.occurrence)
+        try:
+            await self._client.start_workflow(
+                JourneyWorkflow.run,
+                JourneyInput(
+                    journey=journey,
+                    customer_id=start.customer_id,
+                    instance_key=start.occurrence,
+                    continue_as_new_after_events=self._continue_as_new_after,
+                    delivery=self._delivery,
+                    search_by_step=self._search_by_step,
+                ),
+                id=workflow_id,
+                task_queue=self._task_queue,
+                start_signal="event",
+                start_signal_args=[start.event],
+                start_delay=start.delay,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=entry_search_attributes(
+                    journey.name, start.customer_id, search_by_step=self._search_by_step is not False
+                ),
+                static_summary=entry_summary(journey, start.customer_id),
+                static_details=journey.description or None,
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
 
     async def _signal(self, journey: str, workflow_id: str, event: JourneyEvent) -> Routed:
         try:

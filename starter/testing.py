@@ -110,7 +110,9 @@ async def journey_system(
         search_by_step=settings.search_by_step,
     )
     try:
-        async with journey_worker(client, settings, engine, announce=journeys.send_event):
+        async with journey_worker(
+            client, settings, engine, announce=journeys.send_event, start_journey=journeys.start_broadcast
+        ):
             yield journeys, engine
     finally:
         engine.dispose()

@@ -13,6 +13,7 @@ import pytest
 from testkit.harness import ROOT
 
 EXPECTED = {
+    "broadcast": {"path", "journeys_per_s", "ratio_to_raw"},
     "ingest": {"path", "events_per_s", "ratio_to_raw", "cpu_ms_per_event"},
     "latency": {"p50_ms", "p95_ms", "p99_ms", "sent"},
     "cost": {"journey"},

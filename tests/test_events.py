@@ -41,8 +41,19 @@ def _validate(capsys: pytest.CaptureFixture[str], *files: Path) -> tuple[int, st
 def test_the_shipped_plan_and_maps_validate(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _validate(capsys, *sorted((ROOT / "journeys").glob("*.yaml")))
     assert (code, err) == (0, "")
-    assert "events.yaml: ok (19 events declared)" in out
+    assert "events.yaml: ok (20 events declared)" in out
     assert "no events declared" not in out  # every shipped map is held to the plan
+
+
+def test_an_event_declared_twice_is_refused_with_both_lines(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Plain YAML keeps the second of two equal keys without a word: the first declaration would vanish."""
+    plan = (folder / "events.yaml").read_text(encoding="utf-8")
+    (folder / "events.yaml").write_text(plan + "  refill_ordered:\n    description: pasted twice\n")
+    first = plan.splitlines().index("  refill_ordered:") + 1
+    code, _, err = _validate(capsys, folder / "events.yaml")
+    assert code == 1
+    assert f"key 'refill_ordered' appears twice (first on line {first})" in err
+    assert err.startswith(f"events.yaml: line {len(plan.splitlines()) + 1}: ")
 
 
 def test_a_property_read_but_not_declared_is_named_with_file_and_path(

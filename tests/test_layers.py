@@ -18,6 +18,7 @@ import pytest
 from temporalio import activity
 
 from contracts import activities as contracts
+from contracts.broadcasts import BROADCAST_STUBS
 from testkit.harness import ROOT
 
 FLOORS: list[set[str]] = [
@@ -103,8 +104,11 @@ def test_the_workflow_module_loads_no_side_effect_library() -> None:
     assert loaded.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("stub", contracts.STUBS + contracts.AUDIENCE_STUBS, ids=lambda stub: stub.__name__)
+@pytest.mark.parametrize(
+    "stub", contracts.STUBS + contracts.AUDIENCE_STUBS + BROADCAST_STUBS, ids=lambda stub: stub.__name__
+)
 def test_each_stub_has_an_implementation_of_its_shape(stub: typing.Any) -> None:
+    from activities.broadcasts import BroadcastActivities
     from activities.delivery import DeliveryActivities
     from activities.profiles import ProfileActivities
     from activities.segments import SegmentActivities
@@ -118,6 +122,8 @@ def test_each_stub_has_an_implementation_of_its_shape(stub: typing.Any) -> None:
             ProfileActivities.update_profile,
             WebhookActivities.call_webhook,
             SegmentActivities.refresh_segments,
+            BroadcastActivities.start_broadcast_page,
+            BroadcastActivities.segment_size,
         )
     }
     name = activity._Definition.must_from_callable(stub).name

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.broadcasts import BroadcastActivities, StartJourney
 from activities.delivery import DeliveryActivities
 from activities.links import customer_links
 from activities.profiles import ProfileActivities
@@ -26,6 +27,7 @@ from journeymap.preferences import load_preferences
 from journeymap.template_reads import register_folder
 from runtime.settings import Settings
 from workers.sandbox import JourneySandbox, journey_sandbox
+from workflows.broadcasts import BroadcastWorkflow
 from workflows.journey import JourneyWorkflow
 from workflows.segments import SegmentRefreshWorkflow
 
@@ -46,6 +48,7 @@ async def journey_worker(
     task_queue: str | None = None,
     sandboxed: bool = True,
     announce: Announce | None = None,
+    start_journey: StartJourney | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker for ``task_queue`` (the configured one by default), running until the context exits.
 
@@ -55,12 +58,15 @@ async def journey_worker(
 
     ``announce`` routes the segment changes a refresh finds to journeys (the starter's
     ``JourneyClient.send_event``: routing lives above this floor); without it they are recorded, not routed.
+    ``start_journey`` starts a broadcast member's journey (``JourneyClient.start_broadcast``); without it a
+    broadcast's pages fail (the fan-out waits, retrying, for a worker that has it).
     Raises ``MapValidationError`` when a segment or score definition is not valid.
     """
     scores = load_scores(scores_beside(settings.segments_dir))
     segments = SegmentActivities(engine, Audiences(load_segments(settings.segments_dir, scores=scores)), announce)
     # Sends carry only what their template reads (journeymap.template_reads): the templates this worker renders.
     register_folder(settings.templates_dir, task_queue or settings.task_queue)
+    broadcasts = BroadcastActivities(engine, settings.delivery, start_journey)
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery.http_timeout_seconds)) as http:
         delivery = DeliveryActivities(
             engine,
@@ -77,13 +83,15 @@ async def journey_worker(
             worker = Worker(
                 client,
                 task_queue=task_queue or settings.task_queue,
-                workflows=[JourneyWorkflow, SegmentRefreshWorkflow],
+                workflows=[JourneyWorkflow, SegmentRefreshWorkflow, BroadcastWorkflow],
                 activities=[
                     delivery.send_message,
                     profiles.load_profile,
                     profiles.update_profile,
                     webhooks.call_webhook,
                     segments.refresh_segments,
+                    broadcasts.start_broadcast_page,
+                    broadcasts.segment_size,
                 ],
                 activity_executor=executor,
                 workflow_runner=workflow_runner(client.data_converter) if sandboxed else UnsandboxedWorkflowRunner(),

@@ -42,6 +42,7 @@ from runtime.codec import CodecError
 from runtime.settings import Settings
 from starter.api import errors
 from starter.api.auth import REFUSED, ApiKeys, document_api_keys
+from starter.api.broadcasts import broadcasts_router
 from starter.api.contract import document_events
 from starter.api.ingestion import Ingestion, IngestionPath
 from starter.api.middleware import BodyLimit, RequireApiKey
@@ -157,6 +158,7 @@ def create_app(settings: Settings, services: ApiServices | None = None) -> FastA
 
     app.include_router(report_router(_report_context))
     app.include_router(segments_router(services_of))
+    app.include_router(broadcasts_router(services_of, settings))
 
     async def _codec(request: Request, services: ApiServices, encode: bool) -> Response:
         if services.codec is None:

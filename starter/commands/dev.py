@@ -37,6 +37,7 @@ from runtime.search_attributes import register_search_attributes
 from runtime.settings import Settings
 from starter.api import ApiServices, create_app
 from starter.api.server import ApiBindError, serving
+from starter.broadcasts import ensure_broadcast_schedules
 from starter.catalog import load_catalog
 from starter.client import JourneyClient
 from starter.commands.stopping import stop_on_signals
@@ -232,11 +233,16 @@ async def _run_dev(
         client = await _wait_for_server(settings, process, stop)
         await register_search_attributes(client)
         await ensure_refresh_schedule(client, settings)
+        await ensure_broadcast_schedules(client, settings)
         engine = make_engine(settings.database)
         stack.callback(engine.dispose)
         journeys = JourneyClient.from_settings(client, settings, catalog)
         if options.worker:
-            await stack.enter_async_context(journey_worker(client, settings, engine, announce=journeys.send_event))
+            await stack.enter_async_context(
+                journey_worker(
+                    client, settings, engine, announce=journeys.send_event, start_journey=journeys.start_broadcast
+                )
+            )
         codec = client.data_converter.payload_codec
         services = ApiServices(journeys, engine, codec)
         try:

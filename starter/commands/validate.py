@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiences.broadcasts import load_broadcast, load_broadcast_files
 from audiences.definitions import check_map_segments, load_segment, load_segment_files
 from audiences.scores import load_score, read_scores, scores_beside
 from journeymap import MapError, MapValidationError, load_map
@@ -38,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     failed = False
     segments = [path for path in args.files if path.parent.name == "segments"]
     scores = [path for path in args.files if path.parent.name == "scores"]
+    broadcasts = [path for path in args.files if path.parent.name == "broadcasts"]
     for path in args.files:
-        if path in segments or path in scores:
+        if path in segments or path in scores or path in broadcasts:
             continue
         try:
             if path.name == EVENTS_FILE:
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         note = "" if declared else "; no events declared: the event API checks none"
         print(f"{path.name}: ok ({journey.name} v{journey.version}, {len(journey.steps)} steps{note})")
     # The brand's preference catalog beside the maps (``brand/preferences.yaml``), once per folder.
-    for folder in sorted({path.resolve().parent for path in args.files if path not in segments + scores}):
+    for folder in sorted({path.resolve().parent for path in args.files if path not in segments + scores + broadcasts}):
         problems = check_preferences(folder / "brand" / "preferences.yaml", args.templates or folder / "templates")
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         failed |= _validate_scores([path for path in scores if path.parent == folder])
     for folder in sorted({path.parent for path in segments}):
         failed |= _validate_segments(folder, [path for path in segments if path.parent == folder])
+    for folder in sorted({path.parent for path in broadcasts}):
+        failed |= _validate_broadcasts(folder, [path for path in broadcasts if path.parent == folder])
     return 1 if failed else 0
 
 
@@ -84,6 +88,38 @@ def _validate_scores(paths: list[Path]) -> bool:
         if path.name not in bad:
             score = load_score(path)
             print(f"{path.name}: ok ({score.describe()})")
+    return bool(problems)
+
+
+def _validate_broadcasts(folder: Path, paths: list[Path]) -> bool:
+    """Check ``paths`` among every broadcast of ``folder``, against the maps and segments beside the folder."""
+    home = folder.parent
+    maps = {}
+    for path in sorted(home.glob("*.yaml")):
+        if path.name == EVENTS_FILE:
+            continue
+        try:
+            journey = load_map(path)
+        except MapValidationError:
+            continue  # a map's own problems are reported when the maps are validated
+        maps[journey.name] = journey
+    names = {path.name for path in paths}
+    try:
+        load_broadcast_files(
+            sorted(set(folder.glob("*.yaml")) | set(paths)), maps=maps, segments=_segment_names(home / "segments")
+        )
+        problems: list[MapError] = []
+    except MapValidationError as exc:
+        problems = [error for error in exc.errors if error.source in names]
+    _report(problems)
+    bad = {error.source for error in problems}
+    for path in paths:
+        if path.name not in bad:
+            broadcast = load_broadcast(path)
+            print(
+                f"{path.name}: ok (broadcast {broadcast.name}: {broadcast.journey} to {broadcast.segment}, "
+                f"{broadcast.when.describe()})"
+            )
     return bool(problems)
 
 

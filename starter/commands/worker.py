@@ -52,7 +52,9 @@ async def serve(settings: Settings) -> None:
         check(engine)
         with stop_on_signals() as stop:
             journeys = JourneyClient.from_settings(client, settings)  # routes the segment changes a refresh finds
-            async with journey_worker(client, settings, engine, announce=journeys.send_event) as worker:
+            async with journey_worker(
+                client, settings, engine, announce=journeys.send_event, start_journey=journeys.start_broadcast
+            ) as worker:
                 extra = sorted(delivery_queues(settings))
                 # The cache size as the worker holds it (not as configured): bench.memory reads it from this line.
                 log.info(
