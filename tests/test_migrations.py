@@ -366,5 +366,7 @@ async def test_setup_upgrades_the_database_and_says_what_it_did(
         f"database: at head ({head()})",
         "search attributes already registered",
         "segment refresh: schedule journeys-segment-refresh/journeys every 1h (updated)",
+        "broadcast flu_shot_reminder: schedule journeys-broadcast/journeys/flu_shot_reminder, every year on "
+        "September 1 at 10:00 in each customer's time zone (updated)",
     ]
     assert _rows(database_url) == before

@@ -20,6 +20,7 @@ from contracts.activities import RefreshSegmentsInput
 from contracts.events import JourneyEvent
 from contracts.ids import journey_workflow_id
 from contracts.segments import REFRESH_WORKFLOW, SegmentRefreshInput, SegmentRefreshResult
+from runtime.settings import DeliverySettings
 from starter.api.ingestion import Ingestion
 from starter.api.models import IdentifyMessage, TrackMessage
 from starter.api.services import ApiServices
@@ -55,6 +56,9 @@ steps:
   - id: thank
     send: {channels: [email], template: thanks, category: transactional}
 """
+NO_QUIET_HOURS = DeliverySettings(quiet_hours_start="00:00", quiet_hours_end="00:00")
+"""The session's time-skipping server keeps the time of day earlier tests skipped it to: a promotional send may
+otherwise fall in quiet hours and rest at its step until morning (a test that failed by the hour it ran)."""
 TEMPLATE = "email:\n  subject: hello\n  text: hello\n"
 PROMOTIONAL = 'email:\n  subject: we miss you\n  text: "we miss you; unsubscribe: {{ unsubscribe_url }}"\n'
 SEGMENTS = {
@@ -82,7 +86,9 @@ async def test_segments_start_branch_and_end_journeys(
 ) -> None:
     folder = _folder(tmp_path)
     queue = f"segments-{uuid.uuid4().hex[:8]}"
-    async with JourneyEnvironment.start(folder, env=time_env, database_url=database_url, task_queue=queue) as system:
+    async with JourneyEnvironment.start(
+        folder, env=time_env, database_url=database_url, task_queue=queue, delivery=NO_QUIET_HOURS
+    ) as system:
         services = ApiServices(system.journeys, system.engine, audiences=Audiences(load_segments(folder / "segments")))
         ingestion = Ingestion(lambda: services)
         # Segment events start these journeys, not the environment's own `send`: it must still end them.
@@ -200,7 +206,7 @@ async def test_the_shipped_rescue_starts_when_a_customer_lapses_and_ends_when_sh
     queue = f"rescue-{uuid.uuid4().hex[:8]}"
     catalog = {"lapsed_rescue": load_catalog(shipped)["lapsed_rescue"]}
     async with JourneyEnvironment.start(
-        shipped, catalog=catalog, env=time_env, database_url=database_url, task_queue=queue
+        shipped, catalog=catalog, env=time_env, database_url=database_url, task_queue=queue, delivery=NO_QUIET_HOURS
     ) as system:
         services = ApiServices(system.journeys, system.engine, audiences=Audiences(load_segments(shipped / "segments")))
         ingestion = Ingestion(lambda: services)

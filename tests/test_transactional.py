@@ -37,7 +37,8 @@ async def test_order_confirmed_and_shipped_by_email_arrived_by_sms_once(
         c = fresh()
         j.add_customer(c, first_name="Lea", **CONTACT)
         routed = await j.send(c, "order_placed", order_id="o1", amount=42.5)
-        assert {r.journey for r in routed} == {"order_updates", "lifecycle"}
+        # An order starts (or reaches) these two; lapsed_rescue, whose goal it is, has no journey for her to signal.
+        assert {r.journey for r in routed if r.action == "started_or_signalled"} == {"order_updates", "lifecycle"}
         await j.settled("order_updates", c, "o1", until=resting("await_shipment"))
         confirmation = j.outbox(c)[0]
         assert (confirmation.template, confirmation.channel, confirmation.category) == (

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from audiences.broadcasts import Broadcast
 from contracts.broadcasts import BroadcastProgress
 from runtime.settings import Settings
+from starter.api.models import ErrorResponse
 from starter.api.services import ApiServices
 from starter.broadcasts import control, find_occurrence, load_all, named, occurrences, progress_of, start_occurrence
 
@@ -54,7 +55,12 @@ class StartRequest(BaseModel):
 
 
 def broadcasts_router(services: Callable[..., Awaitable[ApiServices]], settings: Settings) -> APIRouter:
-    router = APIRouter(tags=["broadcasts"])
+    router = APIRouter(
+        tags=["broadcasts"],
+        responses={
+            400: {"model": ErrorResponse, "description": "an unknown broadcast or occurrence, or a closed occurrence"}
+        },
+    )
     Services = Annotated[ApiServices, Depends(services)]
     loaded: dict[str, dict[str, Broadcast]] = {}
 

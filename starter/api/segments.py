@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from audiences.membership import segments_of, sizes
 from audiences.scoring import LeadScoreExplained, Rfm, explain_customer
+from starter.api.models import ErrorResponse
 from starter.api.services import ApiServices
 
 
@@ -162,7 +163,11 @@ def segments_router(services: Callable[..., Awaitable[ApiServices]]) -> APIRoute
             customer_id=customer_id, segments=[Membership(name=name, entered_at=at) for name, at in found]
         )
 
-    @router.get("/v1/customers/{customer_id}/scores", response_model=CustomerScores)
+    @router.get(
+        "/v1/customers/{customer_id}/scores",
+        response_model=CustomerScores,
+        responses={404: {"model": ErrorResponse, "description": "no customer with this id: no profile and no event"}},
+    )
     async def customer_scores(
         services: Services, customer_id: Annotated[str, Path(min_length=1, max_length=200)]
     ) -> CustomerScores:
