@@ -102,6 +102,31 @@ async def test_the_event_apis_bookkeeping_records_each_message_once(database_url
     engine.dispose()
 
 
+async def test_a_record_that_fails_leaves_the_look_ups_of_its_batch_standing(database_url: str) -> None:
+    """Records and look-ups of one batch share a transaction (one commit); when a record fails, its submitter
+    gets the error and the look-ups of the same batch still claim their messages and find their customers."""
+    engine = make_engine(database_url)
+    bookkeeping = Bookkeeping(engine)
+    await bookkeeping.before_routing(TrackMessage(messageId="m-link", userId="u-7", event="page_viewed"))  # links u-7
+    broken = Handled(
+        "c-8",
+        JourneyEvent(id="m-broken", type="page_viewed", properties={"not_json": object()}),
+        MessageResult(message_id="m-broken", type="track", customer_id="c-8"),
+    )
+    failed, looked_up = await asyncio.gather(
+        bookkeeping.after_routing(broken),
+        bookkeeping.before_routing(TrackMessage(messageId="m-next", userId="u-7", event="page_viewed")),
+        return_exceptions=True,
+    )
+    assert isinstance(failed, Exception)
+    assert not isinstance(looked_up, BaseException) and looked_up.customer_id == "u-7" and looked_up.claim
+    with Session(engine) as session:
+        assert session.get(ProcessedMessage, "m-next") is not None  # the claim was committed
+        assert session.get(ProcessedMessage, "m-broken") is None
+        assert session.exec(select(Event).where(col(Event.event_id) == "m-broken")).first() is None
+    engine.dispose()
+
+
 async def test_the_bookkeeping_stores_rows_as_the_orm_does(database_url: str) -> None:
     """The bookkeeping writes on the driver's cursor (``storage.driver``): what it stores reads back exactly as
     what the ORM stored, times and nested non-ASCII properties included."""

@@ -24,9 +24,10 @@ them to journeys as ``segment_entered.<segment>``/``segment_exited.<segment>`` e
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Insert, Table, and_, bindparam, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,6 +47,7 @@ from storage.driver import DriverInsert, DriverSelect
 from storage.tables import Customer, CustomerIdentity, Event, ProcessedMessage, QuarantinedEvent, RefusedEventCount
 
 Message = TrackMessage | IdentifyMessage
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,27 @@ class Refused:
 
 
 Result = Lookup | Exception | list[Change] | None
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What the claims' transaction found for a batch's messages."""
+
+    answered: dict[str, Any]
+    """The stored row's ``response`` by ``messageId``: an earlier answer, or a claim (``starter.api.claims``)."""
+    plain_users: set[str]
+    """The user ids of the batch's plain tracks (a user id and nothing to link)."""
+    known: dict[str, tuple[str, tuple[str, ...]]]
+    """Those of them linked already: their customer and the ids merged into it."""
+
+
+def _alone(connection: Connection, step: Callable[[], T]) -> T | Exception:
+    """``step`` in a transaction of its own; the exception it raised, if it did."""
+    try:
+        with connection.begin():
+            return step()
+    except Exception as error:
+        return error
 
 
 class Bookkeeping:
@@ -140,24 +163,32 @@ class Bookkeeping:
             raise failed
 
     def _run(self, work: list[Message | Handled | Refused]) -> list[Result]:
-        """Blocking. The records, then the look-ups; a failure of one kind fails only its own submitters."""
+        """Blocking. The records, then the claims and look-ups, in one transaction: at the few messages a batch
+        holds under load a commit cost more than all their rows (on SQLite about 60 us of CPU against ~15 us a
+        statement, docs/benchmarks.md). Should it fail, each kind runs again in a transaction of its own, so that
+        a failure of one kind fails only its own submitters."""
         handled = [item for item in work if isinstance(item, Handled | Refused)]
         messages = [item for item in work if not isinstance(item, Handled | Refused)]
-        recorded: Exception | None = None
-        changes: dict[str, list[Change]] = {}
-        found: list[Lookup | Exception] = []
+        batch = uuid.uuid4().hex  # a claim's token: this batch and the message's place in it
+        tokens = [
+            f"{batch}.{i}" if m.message_id is not None and self._claims is not None else None
+            for i, m in enumerate(messages)
+        ]
+        written: list[Change] | Exception
+        read: _Read | Exception
         with self.engine.connect() as connection:
-            if handled:
-                try:
-                    for change in self._record(connection, handled):
-                        changes.setdefault(change.customer_id, []).append(change)
-                except Exception as error:
-                    recorded = error
-            if messages:
-                try:
-                    found = self._look_up(connection, messages)
-                except Exception as error:
-                    found = [error] * len(messages)
+            try:
+                with connection.begin():
+                    written = self._record(connection, handled)
+                    read = self._claim(connection, messages, tokens)
+            except Exception:
+                written = _alone(connection, lambda: self._record(connection, handled))
+                read = _alone(connection, lambda: self._claim(connection, messages, tokens))
+            found = self._look_up(connection, messages, tokens, read) if messages else []
+        changes: dict[str, list[Change]] = {}
+        for change in written if isinstance(written, list) else []:
+            changes.setdefault(change.customer_id, []).append(change)
+        recorded = written if isinstance(written, Exception) else None
         lookups = iter(found)
         results: list[Result] = []
         for item in work:
@@ -169,41 +200,43 @@ class Bookkeeping:
                 results.append(changes.pop(item.customer_id, None))
         return results
 
-    def _look_up(self, connection: Connection, messages: list[Message]) -> list[Lookup | Exception]:
-        """Blocking. The commonest message, a track by a known user id, costs its share of one insert (its
-        ``messageId``'s claim) and two reads by primary key for the whole batch, on the driver's cursor
-        (``storage.driver``: SQLAlchemy's execution path cost several times the reads); the ids merged into its
-        customer come with the second read. A track by a user id not linked yet costs its share of one more
-        transaction (:meth:`_link_new_users`). Anything else with something to link (an anonymous id, traits) goes
-        through :func:`resolve_customer`, one message at a time in arrival order, so two messages of one new
-        customer link it once; then one read finds the ids merged into their customers."""
+    def _claim(self, connection: Connection, messages: list[Message], tokens: list[str | None]) -> _Read:
+        """Blocking, in the caller's transaction. The commonest message, a track by a known user id, costs its
+        share of one insert (its ``messageId``'s claim) and two reads by primary key for the whole batch, on the
+        driver's cursor (``storage.driver``: SQLAlchemy's execution path cost several times the reads); the ids
+        merged into its customer come with the second read."""
         message_ids = {m.message_id for m in messages if m.message_id is not None}
         plain_users = {m.user_id for m in messages if _plain_track(m) and m.user_id is not None}
         answered: dict[str, Any] = {}
-        batch = uuid.uuid4().hex  # a claim's token: this batch and the message's place in it
-        tokens = [
-            f"{batch}.{i}" if m.message_id is not None and self._claims is not None else None
-            for i, m in enumerate(messages)
-        ]
-        with connection.begin():  # one transaction, ended before what follows writes
-            if message_ids and self._claims is not None:
-                # Claims first (starter.api.claims): the first request for an id, here or in another process, wins.
-                now = datetime.now(UTC)
-                claims = [
-                    claim_row(m.message_id, t, now) for m, t in zip(messages, tokens, strict=True) if m.message_id and t
-                ]
-                self._claims.execute_many(connection, claims)
-            if message_ids:
-                rows = self._answers.rows(connection, list(message_ids))
-                answered = {str(message_id): response for message_id, response in rows}
-            known = self._customers_of(connection, plain_users) if plain_users else {}
+        if message_ids and self._claims is not None:
+            # Claims first (starter.api.claims): the first request for an id, here or in another process, wins.
+            now = datetime.now(UTC)
+            claims = [
+                claim_row(m.message_id, t, now) for m, t in zip(messages, tokens, strict=True) if m.message_id and t
+            ]
+            self._claims.execute_many(connection, claims)
+        if message_ids:
+            rows = self._answers.rows(connection, list(message_ids))
+            answered = {str(message_id): response for message_id, response in rows}
+        known = self._customers_of(connection, plain_users) if plain_users else {}
+        return _Read(answered, plain_users, known)
+
+    def _look_up(
+        self, connection: Connection, messages: list[Message], tokens: list[str | None], read: _Read | Exception
+    ) -> list[Lookup | Exception]:
+        """Blocking, after the claims' transaction. A track by a user id not linked yet costs its share of one more
+        transaction (:meth:`_link_new_users`). Anything else with something to link (an anonymous id, traits) goes
+        through :func:`resolve_customer`, one message at a time in arrival order, so two messages of one new
+        customer link it once; then one read finds the ids merged into their customers."""
+        if isinstance(read, Exception):
+            return [read] * len(messages)  # its transaction rolled back: nothing was claimed
         claimed = [(m.message_id, t) for m, t in zip(messages, tokens, strict=True) if m.message_id and t]
         try:
-            found, failed = self._customers(connection, messages, tokens, answered, plain_users, known)
-        except Exception:
+            found, failed = self._customers(connection, messages, tokens, read.answered, read.plain_users, read.known)
+        except Exception as error:
             if claimed:
                 release_all(connection, claimed)  # nothing of this batch is routed: the backend's retries must be
-            raise
+            return [error] * len(messages)
         if failed:
             release_all(connection, failed)
         return found
@@ -288,11 +321,13 @@ class Bookkeeping:
         return {value: (customer, tuple(sorted(merged.get(value, ())))) for value, customer in customers.items()}
 
     def _record(self, connection: Connection, work: list[Handled | Refused]) -> list[Change]:
-        """Blocking. One transaction for the batch; a row that is there already (the same event recorded before,
-        the same message handled at this very moment) is skipped, and its first version stands. The batcher runs
-        one call at a time, so this process has one writer: on SQLite its threads never wait on each other.
-        Refused events add to their type's count, one statement per batch. Returns the segment changes the batch
+        """Blocking, in the caller's transaction (one for the batch); a row that is there already (the same event
+        recorded before, the same message handled at this very moment) is skipped, and its first version stands.
+        The batcher runs one call at a time, so this process has one writer: on SQLite its threads never wait on
+        each other. Refused events add to their type's count, one statement per batch. Returns the segment changes the batch
         made (:meth:`_recheck`, in the same transaction)."""
+        if not work:
+            return []
         now = datetime.now(UTC)
         handled = [h for h in work if isinstance(h, Handled)]
         refusals = _refusals([r for r in work if isinstance(r, Refused)], now)
@@ -324,14 +359,13 @@ class Bookkeeping:
             self._record_one_by_one(handled, refusals)
             return []
         insert_events, insert_answers = self._inserts
-        with connection.begin():
-            insert_events.execute_many(connection, events)
-            insert_answers.execute_many(connection, answers)
-            if quarantined:
-                connection.execute(self._quarantine, quarantined)
-            if refusals:
-                connection.execute(self._count_refused, refusals)
-            return self._recheck(connection, [h for h in handled if h.quarantine is None], now)
+        insert_events.execute_many(connection, events)
+        insert_answers.execute_many(connection, answers)
+        if quarantined:
+            connection.execute(self._quarantine, quarantined)
+        if refusals:
+            connection.execute(self._count_refused, refusals)
+        return self._recheck(connection, [h for h in handled if h.quarantine is None], now)
 
     def _recheck(self, connection: Connection, handled: list[Handled], now: datetime) -> list[Change]:
         """Each segment the batch's events or traits may change, for the customers they are about."""
