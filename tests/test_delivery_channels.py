@@ -261,6 +261,28 @@ async def test_fcm_v1_message_shape(rig: Rig, provider: FakeProvider) -> None:
     assert message["notification"] == {"title": "Refill ready", "body": "Pick it up at Smith & Sons."}
     assert message["data"]["idempotency_key"] == "k1#push"
     assert all(isinstance(v, str) for v in message["data"].values())
+    # A repeat of this send (the crash window) replaces the notification on the device instead of adding one.
+    collapse = message["android"]["notification"]["tag"]
+    assert len(collapse) == 32 and "k1" not in collapse
+    assert message["android"]["collapse_key"] == message["apns"]["headers"]["apns-collapse-id"] == collapse
+    assert message["webpush"]["headers"]["Topic"] == collapse
+
+
+async def test_every_attempt_of_a_push_carries_the_same_collapse_id(rig: Rig, provider: FakeProvider) -> None:
+    """FCM takes no idempotency key: when a send is retried after FCM took it, the device must show the repeat in
+    place of the first notification, so the collapse id is the same on every attempt and differs between sends."""
+    rig.customer(push_token="tok-abc")
+    acts = rig.activities(push_provider="fcm", fcm_url=provider.url, fcm_project_id="p1", fcm_access_token="ya29")
+    answers: Iterator[tuple[int, dict[str, str], dict[str, str]]] = iter(
+        [(503, {}, {}), (200, {}, {"name": "projects/p1/messages/42"}), (200, {}, {"name": "m/43"})]
+    )
+    provider.answer = lambda r: next(answers)
+    with pytest.raises(ApplicationError):
+        await run(acts, send_input(["push"]))
+    await run(acts, send_input(["push"]))  # the retry of the same send
+    await run(acts, send_input(["push"], key="k2"))  # another send
+    first, retry, other = (r.json()["message"]["android"]["notification"]["tag"] for r in provider.requests)
+    assert first == retry != other
 
 
 async def test_signed_webhook_carries_a_verifiable_hmac_and_the_key(rig: Rig, provider: FakeProvider) -> None:
