@@ -324,8 +324,8 @@ class Bookkeeping:
         """Blocking, in the caller's transaction (one for the batch); a row that is there already (the same event
         recorded before, the same message handled at this very moment) is skipped, and its first version stands.
         The batcher runs one call at a time, so this process has one writer: on SQLite its threads never wait on
-        each other. Refused events add to their type's count, one statement per batch. Returns the segment changes the batch
-        made (:meth:`_recheck`, in the same transaction)."""
+        each other. Refused events add to their type's count, one statement per batch. Returns the segment changes
+        the batch made (:meth:`_recheck`, in the same transaction)."""
         if not work:
             return []
         now = datetime.now(UTC)
