@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -116,3 +117,21 @@ async def dev_server(db_file: Path | None = None, pragmas: Sequence[str] = ()) -
         yield env
     finally:
         await env.shutdown()
+
+
+def measured_in_checkout(code: Path, script: str, args: Sequence[str], what: str) -> dict[str, Any]:
+    """Run ``script`` (``python -c``) with ``args`` in the checkout ``code``, in a child process of its own (so
+    its peak RSS is its own, and an older commit can be measured beside this one): the JSON object its last line
+    of output is. Raises RuntimeError naming ``what`` failed, with the end of the child's error output."""
+    child = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{child.stderr[-3000:]}")
+    measured: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return measured

@@ -16,11 +16,9 @@ older commit's beside this one's is a before/after.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
-from bench.common import parser, report
+from bench.common import measured_in_checkout, parser, report
 from storage import make_engine
 from storage.tables import Customer, Delivery, Event, JourneyRun
 from testkit.databases import fresh_database
@@ -229,18 +227,7 @@ def database(url: str | None, folder: Path) -> Iterator[str]:
 
 def run_report(target: str, code: Path) -> dict[str, Any]:
     """The report of the checkout ``code`` on ``target``, in a child process: its time and peak RSS."""
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD, target],
-        cwd=code,
-        env={**os.environ, "PYTHONPATH": str(code)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode != 0:
-        raise RuntimeError(f"the report of {code} failed:\n{child.stderr[-3000:]}")
-    measured: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
-    return measured
+    return measured_in_checkout(code, CHILD, [target], f"the report of {code}")
 
 
 def _commit(code: Path) -> str:

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from bench.common import parser, report
+from bench.common import measured_in_checkout, parser, report
 from bench.report import database
 from storage import make_engine
 from testkit.harness import ROOT
@@ -238,18 +237,7 @@ def refresh(target: str, page_size: int, code: Path) -> dict[str, Any]:
     """Two full refreshes by the checkout ``code``, in a child process: their times, its peak RSS and the
     segments' sizes."""
     definitions = json.dumps(SEGMENTS)
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD, target, NOW.isoformat(), str(page_size), definitions],
-        cwd=code,
-        env={**os.environ, "PYTHONPATH": str(code)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode != 0:
-        raise RuntimeError(f"the refresh failed:\n{child.stderr[-3000:]}")
-    measured: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
-    return measured
+    return measured_in_checkout(code, CHILD, [target, NOW.isoformat(), str(page_size), definitions], "the refresh")
 
 
 def measure(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,7 @@ def _validate_scores(paths: list[Path]) -> bool:
     """Check score files (with the others of their folder: two may not share a name); True on a problem."""
     folder = paths[0].parent
     _, problems = read_scores(sorted(set(folder.glob("*.yaml")) | set(paths)))
-    names = {path.name for path in paths}
-    problems = [error for error in problems if error.source in names]
-    _report(problems)
-    bad = {error.source for error in problems}
-    for path in paths:
-        if path.name not in bad:
-            score = load_score(path)
-            print(f"{path.name}: ok ({score.describe()})")
-    return bool(problems)
+    return _answer(paths, problems, lambda path: load_score(path).describe())
 
 
 def _validate_broadcasts(folder: Path, paths: list[Path]) -> bool:
@@ -103,43 +96,45 @@ def _validate_broadcasts(folder: Path, paths: list[Path]) -> bool:
         except MapValidationError:
             continue  # a map's own problems are reported when the maps are validated
         maps[journey.name] = journey
-    names = {path.name for path in paths}
-    try:
-        load_broadcast_files(
-            sorted(set(folder.glob("*.yaml")) | set(paths)), maps=maps, segments=_segment_names(home / "segments")
-        )
-        problems: list[MapError] = []
-    except MapValidationError as exc:
-        problems = [error for error in exc.errors if error.source in names]
-    _report(problems)
-    bad = {error.source for error in problems}
-    for path in paths:
-        if path.name not in bad:
-            broadcast = load_broadcast(path)
-            print(
-                f"{path.name}: ok (broadcast {broadcast.name}: {broadcast.journey} to {broadcast.segment}, "
-                f"{broadcast.when.describe()})"
-            )
-    return bool(problems)
+    every = sorted(set(folder.glob("*.yaml")) | set(paths))
+    problems = _problems_of(lambda: load_broadcast_files(every, maps=maps, segments=_segment_names(home / "segments")))
+
+    def describe(path: Path) -> str:
+        broadcast = load_broadcast(path)
+        return f"broadcast {broadcast.name}: {broadcast.journey} to {broadcast.segment}, {broadcast.when.describe()}"
+
+    return _answer(paths, problems, describe)
 
 
 def _validate_segments(folder: Path, paths: list[Path]) -> bool:
     """Check ``paths`` among every segment of ``folder``; True when one of them has a problem."""
-    names = {path.name for path in paths}
     score_folder = scores_beside(folder)
     scores, _ = read_scores(sorted(score_folder.glob("*.yaml")) if score_folder.is_dir() else [])
+    every = sorted(set(folder.glob("*.yaml")) | set(paths))
+    problems = _problems_of(lambda: load_segment_files(every, scores=scores))
+    return _answer(paths, problems, lambda path: f"segment {load_segment(path).name}")
+
+
+def _problems_of(load: Callable[[], object]) -> list[MapError]:
+    """What ``load`` (of a whole folder) refused, or nothing."""
     try:
-        load_segment_files(sorted(set(folder.glob("*.yaml")) | set(paths)), scores=scores)
-        problems: list[MapError] = []
+        load()
     except MapValidationError as exc:
-        problems = [error for error in exc.errors if error.source in names]
-    _report(problems)
-    bad = {error.source for error in problems}
+        return list(exc.errors)
+    return []
+
+
+def _answer(paths: list[Path], problems: list[MapError], describe: Callable[[Path], str]) -> bool:
+    """Report the problems of ``paths`` among their folder's ``problems``, and an ok line (``describe``) for each
+    other path; True when one of ``paths`` has a problem."""
+    names = {path.name for path in paths}
+    mine = [error for error in problems if error.source in names]
+    _report(mine)
+    bad = {error.source for error in mine}
     for path in paths:
         if path.name not in bad:
-            segment = load_segment(path)
-            print(f"{path.name}: ok (segment {segment.name})")
-    return bool(problems)
+            print(f"{path.name}: ok ({describe(path)})")
+    return bool(mine)
 
 
 def _segment_names(folder: Path) -> set[str]:
